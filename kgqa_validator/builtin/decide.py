@@ -1,0 +1,90 @@
+"""Built-in decision: reject what is invalid or scores below the threshold, rank the rest.
+
+The rule, in order:
+
+1. a candidate with an ``error`` diagnostic is rejected;
+2. a candidate whose execution the endpoint rejected (``endpoint_rejected``) or whose
+   answer was unusable (``invalid_response``) is rejected;
+3. a candidate scoring below the threshold is rejected with a ``below_threshold`` diagnostic;
+4. the rest are accepted.
+
+Ranking: accepted before rejected, valid before invalid, then by score (highest first), then
+by input order (the ranking is stable).  When candidates were executed, an accepted candidate
+with a non-empty answer moves ahead of accepted candidates with an empty answer whose score is
+at most ``EXECUTION_MARGIN`` higher: close scores are a coin toss, an empty answer is evidence.
+Without a scorer, valid candidates come before invalid ones in input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kgqa_validator.config import Settings
+from kgqa_validator.hookspecs import hookimpl
+from kgqa_validator.types import Assessment, Decision, Diagnostic, Question, Severity, Verdict
+
+PRODUCER = "decide"
+EXECUTION_MARGIN = 0.05
+_REJECTING_EXECUTION = {"rejected", "invalid_response", "refused"}
+
+
+def _decide_one(assessment: Assessment, settings: Settings) -> tuple[Decision, tuple[Diagnostic, ...]]:
+    diagnostics = assessment.diagnostics
+    if not assessment.valid:
+        return Decision.REJECTED, diagnostics
+    execution = assessment.execution
+    if execution is not None and execution.status in _REJECTING_EXECUTION:
+        return Decision.REJECTED, diagnostics
+    threshold = settings.threshold if settings.threshold is not None else assessment.threshold
+    if assessment.score is not None and threshold is not None and assessment.score < threshold:
+        note = Diagnostic(
+            "below_threshold", Severity.WARNING,
+            f"score {assessment.score:.3f} is below the rejection threshold {threshold:.3f}: "
+            "the query does not seem to answer the question", producer=PRODUCER)
+        return Decision.REJECTED, (*diagnostics, note)
+    return Decision.ACCEPTED, diagnostics
+
+
+def _has_answer(assessment: Assessment) -> bool:
+    execution = assessment.execution
+    return execution is not None and execution.status == "ok"
+
+
+@hookimpl(trylast=True)
+def kgqa_decide(
+    question: Question, assessments: Sequence[Assessment], settings: Settings
+) -> Sequence[Verdict]:
+    decided = [(a, *_decide_one(a, settings)) for a in assessments]
+
+    def key(item: tuple[Assessment, Decision, tuple[Diagnostic, ...]]) -> tuple[int, int, float, int]:
+        assessment, decision, _ = item
+        score = assessment.score if assessment.score is not None else float("-inf")
+        return (decision is not Decision.ACCEPTED, not assessment.valid, -score,
+                assessment.candidate.index)
+
+    ordered = sorted(decided, key=key)
+    accepted = [d for d in ordered if d[1] is Decision.ACCEPTED]
+    if any(d[0].execution is not None for d in accepted):
+        ordered = _prefer_answers(accepted) + [d for d in ordered if d[1] is not Decision.ACCEPTED]
+    return [
+        Verdict(a.candidate, decision, rank, a.valid, a.score, diags, a.execution, PRODUCER)
+        for rank, (a, decision, diags) in enumerate(ordered, 1)
+    ]
+
+
+def _prefer_answers(
+    accepted: list[tuple[Assessment, Decision, tuple[Diagnostic, ...]]],
+) -> list[tuple[Assessment, Decision, tuple[Diagnostic, ...]]]:
+    result = list(accepted)
+    for i in range(len(result)):
+        best = result[i]
+        if _has_answer(best[0]) or best[0].score is None:
+            continue
+        for j in range(i + 1, len(result)):
+            rival = result[j]
+            if rival[0].score is None or best[0].score - rival[0].score > EXECUTION_MARGIN:
+                break
+            if _has_answer(rival[0]):
+                result.insert(i, result.pop(j))
+                break
+    return result

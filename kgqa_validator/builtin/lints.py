@@ -1,0 +1,123 @@
+"""Built-in lints (``kgqa_check``, ``kgqa_check_question``).
+
+Codes (see the README's table): ``unbound_projection``, ``external_service``,
+``dataset_clause``, ``placeholder_leak``, ``question_template``, ``form_mismatch``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from kgqa_validator.config import Settings
+from kgqa_validator.hookspecs import hookimpl
+from kgqa_validator.parsing.lexer import tokenize
+from kgqa_validator.parsing.parse import DiagnosticBuilder
+from kgqa_validator.prefixes import LABEL_SERVICE
+from kgqa_validator.types import Candidate, Diagnostic, Form, Mode, ParsedQuery, Question, Severity
+
+PRODUCER = "lints"
+
+# LC-QuAD leaks template slot tokens such as t1417656573 into questions and queries.
+_PLACEHOLDER_TOKEN = re.compile(r"\bt\d{8,}\b")
+_TEMPLATE_SLOT = re.compile(r"\{[^{}]{1,120}\}")
+_YES_NO = re.compile(
+    r"^\s*(?:is|are|was|were|does|do|did|has|have|had|can|could|will|would|should|shall)\b",
+    re.IGNORECASE,
+)
+_HOW_MANY = re.compile(r"^\s*(?:how\s+many|what\s+is\s+the\s+number\s+of|count\s+the)\b",
+                       re.IGNORECASE)
+
+
+def _expand(name: str, prefixes: dict[str, str]) -> str:
+    if name.startswith("<") and name.endswith(">"):
+        return name[1:-1]
+    prefix, _, local = name.partition(":")
+    return prefixes[prefix] + local if prefix in prefixes else name
+
+
+def _first(text: str, pattern: str) -> int | None:
+    match = re.search(pattern, text, re.IGNORECASE)
+    return match.start() if match else None
+
+
+@hookimpl(trylast=True)
+def kgqa_check(
+    question: Question, candidate: Candidate, parsed: ParsedQuery, settings: Settings
+) -> Sequence[Diagnostic]:
+    text = candidate.sparql
+    out = DiagnosticBuilder(text, PRODUCER)
+    if parsed.form is Form.UNKNOWN or parsed.form is Form.UPDATE:
+        return out.items
+    prefixes = dict(settings.prefixes)
+
+    if parsed.structure_known and parsed.form is Form.SELECT and not parsed.select_star:
+        for var in parsed.projected:
+            if var not in parsed.bound:
+                offset = _first(text, r"[?$]" + re.escape(var) + r"\b")
+                out.add("unbound_projection", Severity.ERROR,
+                        f"?{var} is selected but never bound by the WHERE clause", offset)
+
+    for service in parsed.services:
+        if settings.mode is Mode.WIKIDATA and _expand(service, prefixes) == LABEL_SERVICE:
+            continue
+        offset = _first(text, r"\bSERVICE\b")
+        out.add("external_service", Severity.ERROR,
+                f"SERVICE {service} would make the endpoint call another service; only "
+                + ("the Wikidata label service is allowed" if settings.mode is Mode.WIKIDATA
+                   else "queries without SERVICE are allowed"), offset)
+    for dataset in parsed.datasets:
+        offset = _first(text, r"\bFROM\b")
+        out.add("dataset_clause", Severity.ERROR,
+                f"FROM {dataset} asks the endpoint to load a graph; queries must use the "
+                "endpoint's default graph", offset)
+
+    for token in tokenize(text):
+        if token.kind in ("pname", "word") and _PLACEHOLDER_TOKEN.search(token.text):
+            out.add("placeholder_leak", Severity.ERROR,
+                    f"{token.text!r} looks like a leaked template placeholder", token.start,
+                    len(token.text))
+            break
+
+    if question.text.strip():
+        out.items.extend(_form_mismatch(question.text, parsed, text))
+    return out.items
+
+
+def _form_mismatch(question: str, parsed: ParsedQuery, text: str) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    out = DiagnosticBuilder(text, PRODUCER)
+    keyword_offset = _first(text, r"\b(SELECT|ASK|CONSTRUCT|DESCRIBE)\b")
+    yes_no = bool(_YES_NO.match(question))
+    if yes_no and parsed.form is not Form.ASK:
+        out.add("form_mismatch", Severity.WARNING,
+                "the question asks yes or no, but the query is not an ASK query", keyword_offset)
+    elif parsed.form is Form.ASK and not yes_no:
+        out.add("form_mismatch", Severity.WARNING,
+                "the query is an ASK (yes/no) query, but the question does not ask yes or no",
+                keyword_offset)
+    elif _HOW_MANY.match(question) and parsed.form is Form.SELECT \
+            and not re.search(r"\bCOUNT\s*\(", text, re.IGNORECASE):
+        out.add("form_mismatch", Severity.WARNING,
+                "the question asks 'how many', but the query does not COUNT", keyword_offset)
+    found.extend(out.items)
+    return found
+
+
+@hookimpl(trylast=True)
+def kgqa_check_question(question: Question, settings: Settings) -> Sequence[Diagnostic]:
+    text = question.text
+    out = DiagnosticBuilder(text, PRODUCER)
+    slot = _TEMPLATE_SLOT.search(text)
+    if slot:
+        out.add("question_template", Severity.WARNING,
+                "the question still contains template slots ({...}); it was never verbalised",
+                slot.start(), len(slot.group()), excerpt=slot.group())
+    token = _PLACEHOLDER_TOKEN.search(text)
+    if token:
+        out.add("placeholder_leak", Severity.WARNING,
+                f"{token.group()!r} looks like a leaked template placeholder", token.start(),
+                len(token.group()))
+    if text and text.strip().lower().strip('"') in {"n/a", "none", "null", "na"}:
+        out.add("question_missing", Severity.WARNING, f"the question is {text.strip()!r}", 0)
+    return out.items

@@ -1,0 +1,65 @@
+"""Built-in scorer (the shipped encoder) and score combination."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from statistics import fmean
+
+from kgqa_validator.config import Settings
+from kgqa_validator.hookspecs import hookimpl
+from kgqa_validator.model.encoder import Encoder
+from kgqa_validator.types import Candidate, Question, Score
+
+PRODUCER = "encoder"
+_ENCODERS: dict[Path | None, Encoder] = {}
+_LOCK = threading.Lock()
+
+
+def encoder_for(settings: Settings) -> Encoder:
+    """One encoder per model folder for the whole process (the model loads once)."""
+    with _LOCK:
+        encoder = _ENCODERS.get(settings.model_path)
+        if encoder is None:
+            encoder = Encoder(settings.model_path)
+            _ENCODERS[settings.model_path] = encoder
+        return encoder
+
+
+def scorer_available() -> bool:
+    try:
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@hookimpl(trylast=True)
+def kgqa_score(
+    question: Question, candidates: Sequence[Candidate], texts: Sequence[str], settings: Settings
+) -> Sequence[Score] | None:
+    if not question.text.strip() or not candidates or not scorer_available():
+        return None
+    encoder = encoder_for(settings)
+    values = encoder.similarity(question.text, texts)
+    threshold = settings.threshold if settings.threshold is not None else encoder.threshold
+    return [Score(v, PRODUCER, threshold, encoder.name) for v in values]
+
+
+@hookimpl(trylast=True)
+def kgqa_combine_scores(scores: Sequence[Sequence[Score]], settings: Settings) -> Sequence[Score] | None:
+    if not scores:
+        return None
+    if len(scores) == 1:
+        return list(scores[0])
+    combined = []
+    for per_candidate in zip(*scores, strict=True):
+        thresholds = [s.threshold for s in per_candidate if s.threshold is not None]
+        combined.append(Score(
+            fmean(s.value for s in per_candidate),
+            "+".join(s.producer for s in per_candidate),
+            fmean(thresholds) if len(thresholds) == len(per_candidate) else None,
+            "mean",
+        ))
+    return combined

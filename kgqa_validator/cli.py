@@ -1,0 +1,518 @@
+"""The ``kgqa-validator`` command line: the only module that prints.
+
+Exit status: 0 everything valid/accepted, 1 something invalid, 2 usage or infrastructure
+error (one line on stderr, never a traceback), 130 interrupted (finished output kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from kgqa_validator import __version__
+from kgqa_validator.config import Settings
+from kgqa_validator.errors import ConfigurationError, DataFormatError, KgqaValidatorError
+from kgqa_validator.types import Assessment, Diagnostic, Mode, Report, Severity
+
+EXIT_OK, EXIT_INVALID, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+CHUNK = 256  # check --jsonl: lines parsed in parallel, then written and flushed together
+
+
+class UsageError(KgqaValidatorError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# -- output helpers -------------------------------------------------------------------------
+
+
+def _caret_lines(text: str, diagnostic: Diagnostic) -> list[str]:
+    if diagnostic.span is None:
+        return []
+    lines = text.splitlines() or [""]
+    index = diagnostic.span.line - 1
+    if not 0 <= index < len(lines):
+        return []
+    source = lines[index]
+    column = diagnostic.span.column - 1
+    # Show at most 100 characters around the column so a 10 MB one-liner stays readable.
+    start = max(0, column - 60)
+    snippet = source[start:start + 100].expandtabs(1)
+    prefix = "…" if start else ""
+    return [f"    {prefix}{snippet}", "    " + " " * (len(prefix) + column - start) + "^"]
+
+
+def format_diagnostic(text: str, diagnostic: Diagnostic, name: str = "query") -> list[str]:
+    where = f"{name}:{diagnostic.line}:{diagnostic.column}" if diagnostic.span else name
+    head = f"{where}: {diagnostic.severity.value} [{diagnostic.code}] {diagnostic.message}"
+    return [head, *_caret_lines(text, diagnostic)]
+
+
+def _assessment_json(assessment: Assessment) -> dict[str, Any]:
+    return {
+        "valid": assessment.valid,
+        "form": assessment.parsed.form.value,
+        "diagnostics": [d.to_dict() for d in assessment.diagnostics],
+    }
+
+
+# -- settings from arguments ----------------------------------------------------------------
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=[m.value for m in Mode], default="wikidata",
+                        help="wikidata: the query service's prefixes and dialect (default); "
+                             "generic: any SPARQL 1.1 endpoint")
+    parser.add_argument("--prefix", action="append", default=[], metavar="NAME=IRI",
+                        help="declare a prefix for every query (repeatable)")
+    parser.add_argument("--no-plugins", action="store_true",
+                        help="do not load installed plugins (built-ins only)")
+    parser.add_argument("--block", action="append", default=[], metavar="PLUGIN",
+                        help="do not register this plugin (repeatable)")
+    parser.add_argument("--timeout-parse", type=float, default=1.5, metavar="SECONDS",
+                        help="cut off a parse after this long (default 1.5)")
+
+
+def _add_scoring(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labels", action="append", default=[], type=Path, metavar="FILE",
+                        help='JSON labels file {"Q42": "Douglas Adams"} (repeatable)')
+    parser.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
+    parser.add_argument("--threshold", type=float,
+                        help="rejection threshold (default: the model's calibrated one)")
+    parser.add_argument("--execute", action="store_true", help="run the best candidates")
+    parser.add_argument("--endpoint", help="SPARQL endpoint URL (default: Wikidata)")
+    parser.add_argument("--executor", choices=["sparqlwrapper", "embedded"],
+                        help="how to execute (default: sparqlwrapper for http endpoints)")
+    parser.add_argument("--data", type=Path, help="RDF file for --executor embedded")
+    parser.add_argument("--contact", help="contact (e-mail or URL) for the User-Agent; "
+                                          "required by Wikidata")
+    parser.add_argument("--timeout", type=float, default=65.0, help="endpoint timeout, seconds")
+
+
+def _prefixes(items: Sequence[str]) -> dict[str, str]:
+    result = {}
+    for item in items:
+        name, sep, iri = item.partition("=")
+        if not sep or not iri:
+            raise UsageError(f"--prefix {item!r}: expected NAME=IRI")
+        result[name.strip().rstrip(":")] = iri.strip().strip("<>")
+    return result
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    settings = Settings.for_mode(args.mode, _prefixes(args.prefix))
+    settings = replace(settings, parse_timeout_s=args.timeout_parse, **extra)
+    if getattr(args, "labels", None) is not None:
+        settings = replace(
+            settings,
+            labels_files=tuple(args.labels),
+            model_path=args.model,
+            threshold=args.threshold,
+            execute=args.execute,
+            executor=args.executor,
+            data_file=args.data,
+            contact=args.contact,
+            timeout_s=args.timeout,
+        )
+        if args.endpoint:
+            settings = replace(settings, endpoint=args.endpoint)
+        if args.executor == "embedded" and args.data is None:
+            raise UsageError("--executor embedded needs --data FILE")
+    return settings
+
+
+def _validator(args: argparse.Namespace, settings: Settings) -> Any:
+    from kgqa_validator.validator import Validator
+
+    return Validator(settings, autoload=False if args.no_plugins else None, block=args.block)
+
+
+# -- input helpers --------------------------------------------------------------------------
+
+
+def _open_input(path: str) -> IO[str]:
+    if path == "-":
+        return sys.stdin
+    try:
+        return open(path, encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise DataFormatError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _open_output(path: str | None, resume: bool) -> tuple[IO[str], int]:
+    """Output stream and how many finished lines it already holds (``--resume``)."""
+    if path is None or path == "-":
+        return sys.stdout, 0
+    done = 0
+    if resume and os.path.exists(path):
+        with open(path, encoding="utf-8", errors="replace") as existing:
+            content = existing.read()
+        lines = content.split("\n")
+        complete = lines[:-1]  # a last line without newline was cut off by the interruption
+        done = len(complete)
+        with open(path, "w", encoding="utf-8") as rewrite:
+            rewrite.write("".join(line + "\n" for line in complete))
+        return open(path, "a", encoding="utf-8"), done
+    return open(path, "w", encoding="utf-8"), 0
+
+
+def _json_lines(stream: IO[str], skip: int) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    for number, line in enumerate(stream, 1):
+        if number <= skip:
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, None, f"line {number} is not JSON ({exc.msg})"
+            continue
+        if not isinstance(row, dict):
+            yield number, None, f"line {number} is not a JSON object"
+            continue
+        yield number, row, ""
+
+
+def _input_error(number: int, message: str) -> dict[str, Any]:
+    return {"line": number, "valid": False, "diagnostics": [{
+        "code": "invalid_input", "severity": "error", "message": message,
+        "line": None, "column": None, "excerpt": "", "producer": "cli"}]}
+
+
+def _dump(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False, default=str)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    if args.jsonl:
+        return _check_jsonl(args)
+    if args.query is None:
+        raise UsageError("check: give a QUERY, '-' for standard input, or --jsonl FILE")
+    text = sys.stdin.read() if args.query == "-" else args.query
+    settings = _settings(args)
+    validator = _validator(args, settings)
+    (assessment,) = validator.check([text], question=args.question or "")
+    if args.json:
+        print(_dump({"sparql": text, **_assessment_json(assessment)}))
+    else:
+        for diagnostic in assessment.diagnostics:
+            print("\n".join(format_diagnostic(text, diagnostic)))
+        state = "valid" if assessment.valid else "invalid"
+        print(f"{state} ({assessment.parsed.form.value} query)")
+    return EXIT_OK if assessment.valid else EXIT_INVALID
+
+
+def _check_jsonl(args: argparse.Namespace) -> int:
+    workers = args.workers or max(1, os.cpu_count() or 1)
+    settings = _settings(args, parse_workers=workers)
+    validator = _validator(args, settings)
+    source = _open_input(args.jsonl)
+    out, done = _open_output(args.output, args.resume)
+    all_valid = True
+    pending: list[tuple[int, dict[str, Any] | None, str]] = []
+
+    def flush() -> None:
+        nonlocal all_valid
+        rows = [(n, r) for n, r, _ in pending if r is not None and isinstance(r.get("sparql"), str)]
+        assessments = validator.check([r["sparql"] for _, r in rows]) if rows else []
+        by_line = dict(zip((n for n, _ in rows), assessments, strict=True))
+        for number, row, error in pending:
+            if row is None:
+                result = _input_error(number, error)
+            elif number not in by_line:
+                missing = _input_error(number, f"line {number} has no 'sparql' string")
+                result = {**row, "valid": False, "diagnostics": missing["diagnostics"]}
+            else:
+                assessment = by_line[number]
+                result = {**row, "valid": assessment.valid,
+                          "diagnostics": [d.to_dict() for d in assessment.diagnostics]}
+            all_valid = all_valid and bool(result["valid"])
+            out.write(_dump(result) + "\n")
+        out.flush()
+        pending.clear()
+
+    try:
+        for item in _json_lines(source, done):
+            pending.append(item)
+            if len(pending) >= CHUNK:
+                flush()
+        flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return EXIT_OK if all_valid else EXIT_INVALID
+
+
+def _print_report(report: Report) -> None:
+    for diagnostic in report.question_diagnostics:
+        print(f"question: {diagnostic.severity.value} [{diagnostic.code}] {diagnostic.message}")
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"{'rank':>4}  {'verdict':<8}  {'score':>6}  {'valid':<5}  query")
+    for verdict in report.verdicts:
+        score = "-" if verdict.score is None else f"{verdict.score:.3f}"
+        query = " ".join(verdict.candidate.sparql.split())
+        if len(query) > 100:
+            query = query[:99] + "…"
+        print(f"{verdict.rank:>4}  {verdict.decision.value:<8}  {score:>6}  "
+              f"{'yes' if verdict.valid else 'no':<5}  {query}")
+        for diagnostic in verdict.diagnostics:
+            if diagnostic.severity is not Severity.INFO:
+                where = f"{diagnostic.line}:{diagnostic.column} " if diagnostic.span else ""
+                print(f"{'':>8}{where}{diagnostic.severity.value} [{diagnostic.code}] "
+                      f"{diagnostic.message}")
+        if verdict.execution is not None:
+            ex = verdict.execution
+            amount = ex.boolean if ex.boolean is not None else ex.row_count
+            print(f"{'':>8}executed: {ex.status} ({amount}) in {ex.elapsed_s:.2f}s")
+
+
+def _read_candidates(path: Path) -> list[str]:
+    """One query per line, or a JSON array of strings."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"cannot read {path}: {exc}") from exc
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{path}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+            raise DataFormatError(f"{path}: expected a JSON array of query strings")
+        return data
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def cmd_rerank(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    validator = _validator(args, settings)
+    if args.jsonl:
+        return _rerank_jsonl(args, validator)
+    if args.question is None:
+        raise UsageError("rerank: give --question TEXT (or --jsonl FILE)")
+    candidates = list(args.candidates)
+    if args.candidates_file:
+        candidates.extend(_read_candidates(args.candidates_file))
+    if not candidates:
+        raise UsageError("rerank: no candidates (give them as arguments or --candidates FILE)")
+    report = validator.validate(args.question, candidates)
+    if args.json:
+        print(_dump(report.to_dict()))
+    else:
+        _print_report(report)
+    return EXIT_OK if report.best is not None else EXIT_INVALID
+
+
+def _rerank_jsonl(args: argparse.Namespace, validator: Any) -> int:
+    source = _open_input(args.jsonl)
+    out, done = _open_output(args.output, args.resume)
+    any_accepted = True
+    try:
+        for number, row, error in _json_lines(source, done):
+            if row is None:
+                result = _input_error(number, error)
+            elif not isinstance(row.get("question"), str) or not isinstance(
+                    row.get("candidates"), list) or not all(
+                    isinstance(c, str) for c in row["candidates"]):
+                bad = _input_error(number, f"line {number}: expected 'question' (string) and "
+                                           "'candidates' (list of strings)")
+                result = {**row, "valid": False, "diagnostics": bad["diagnostics"]}
+            else:
+                report = validator.validate(row["question"], row["candidates"])
+                data = report.to_dict()
+                result = {**row, "ranking": data["ranking"],
+                          "question_diagnostics": data["question_diagnostics"]}
+                if data["notes"]:
+                    result["notes"] = data["notes"]
+                any_accepted = any_accepted and report.best is not None
+            if "ranking" not in result:
+                any_accepted = False
+            out.write(_dump(result) + "\n")
+            out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return EXIT_OK if any_accepted else EXIT_INVALID
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from kgqa_validator.plugins import get_plugin_manager
+
+    pm = get_plugin_manager(autoload=False if args.no_plugins else None, block=args.block)
+    infos = pm.describe()
+    if args.json:
+        print(_dump({
+            "plugins": [{"name": i.name, "version": i.version, "origin": i.origin,
+                         "hooks": list(i.hooks)} for i in infos],
+            "failed": [{"name": f.name, "error": f.error} for f in pm.failures],
+        }))
+        return EXIT_OK
+    for info in infos:
+        print(f"{info.name:<24} {info.version:<10} {info.origin:<28} {', '.join(info.hooks)}")
+    for failure in pm.failures:
+        print(f"{failure.name:<24} FAILED     {failure.error}")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from kgqa_validator.model.train import RECIPES, train
+
+    recipe = RECIPES[args.recipe]
+    overrides = {k: v for k, v in {
+        "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+        "learning_rate": args.lr}.items() if v is not None}
+    recipe = replace(recipe, **overrides)
+    labels: dict[str, str] = {}
+    from kgqa_validator.builtin.labels import load_labels
+
+    for path in args.labels:
+        labels.update(load_labels(path))
+    result = train(args.data, args.output, recipe, labels=labels, exclude=args.exclude,
+                   max_steps=args.max_steps, resume=args.resume, device=args.device,
+                   fp16=not args.fp32, progress=not args.quiet,
+                   checkpoint_every=args.checkpoint_every)
+    print(f"trained {result.steps} steps in {result.seconds:.0f}s -> {result.output} "
+          f"(threshold {result.threshold:.4f})")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from kgqa_validator.builtin.labels import load_labels
+    from kgqa_validator.model.evaluate import evaluate_models
+
+    labels: dict[str, str] = {}
+    for path in args.labels:
+        labels.update(load_labels(path))
+    models = args.model or [None]
+    result = evaluate_models(
+        models, test=args.test, labelized=args.labelized, labels=labels, limit=args.limit,
+        json_path=args.output_json, card_path=args.card, progress=not args.quiet)
+    for name, sets in result["models"].items():
+        print(name)
+        for set_name, metrics in sets.items():
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                              if isinstance(v, float) and not k.endswith("threshold"))
+            print(f"  {set_name:<22} {shown}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kgqa-validator", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--version", action="version", version=f"kgqa-validator {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    check = sub.add_parser("check", help="validate SPARQL queries")
+    check.add_argument("query", nargs="?", help="the query, or - to read it from standard input")
+    check.add_argument("--jsonl", metavar="FILE",
+                       help="JSON lines with a 'sparql' field ('-' for stdin); writes JSON lines")
+    check.add_argument("--output", "-o", help="write --jsonl results here (default stdout)")
+    check.add_argument("--resume", action="store_true",
+                       help="keep the finished lines of --output and continue after them")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--question", help="check the query's form against this question")
+    check.add_argument("--workers", type=int, help="parser processes (default: one per core)")
+    _add_common(check)
+    check.set_defaults(func=cmd_check)
+
+    for name in ("rerank", "validate"):
+        rerank = sub.add_parser(name, help="score, rank and reject candidates for a question")
+        rerank.add_argument("candidates", nargs="*", help="candidate queries")
+        rerank.add_argument("--question", "-q", help="the user's question")
+        rerank.add_argument("--candidates", dest="candidates_file", type=Path, metavar="FILE",
+                            help="one candidate per line, or a JSON array of strings")
+        rerank.add_argument("--jsonl", metavar="FILE",
+                            help='bulk: lines of {"question", "candidates"} (- for stdin)')
+        rerank.add_argument("--output", "-o", help="write --jsonl results here (default stdout)")
+        rerank.add_argument("--resume", action="store_true",
+                            help="keep the finished lines of --output and continue after them")
+        rerank.add_argument("--json", action="store_true", help="machine-readable output")
+        _add_common(rerank)
+        _add_scoring(rerank)
+        rerank.set_defaults(func=cmd_rerank)
+
+    plugins = sub.add_parser("plugins", help="list the loaded plugins")
+    plugins.add_argument("--json", action="store_true")
+    plugins.add_argument("--no-plugins", action="store_true")
+    plugins.add_argument("--block", action="append", default=[])
+    plugins.set_defaults(func=cmd_plugins)
+
+    train = sub.add_parser("train", help="fine-tune the encoder from the base model")
+    train.add_argument("--data", action="append", required=True, type=Path,
+                       help="training file: LC-QuAD 2.0 JSON, labelized JSONL, LC-QuAD-NoA "
+                            "JSON or {question, sparql, label} JSONL (repeatable)")
+    train.add_argument("--output", "-o", required=True, type=Path, help="model folder to write")
+    train.add_argument("--recipe", choices=["default", "seed"], default="default")
+    train.add_argument("--labels", action="append", default=[], type=Path,
+                       help="labels file for the verbalised examples (repeatable)")
+    train.add_argument("--exclude", action="append", default=[], type=Path,
+                       help="never train on questions or queries of this file (a test split)")
+    train.add_argument("--epochs", type=float)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--max-steps", type=int, help="stop after this many steps")
+    train.add_argument("--checkpoint-every", type=int, default=200)
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    train.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    train.add_argument("--fp32", action="store_true", help="save fp32 weights (default fp16)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="measure models on fixed evaluation sets")
+    evaluate.add_argument("--test", required=True, type=Path, help="LC-QuAD 2.0 test JSON")
+    evaluate.add_argument("--labelized", type=Path, help="labelized test JSONL")
+    evaluate.add_argument("--model", action="append", type=Path,
+                          help="model folder (repeatable; default: the shipped model)")
+    evaluate.add_argument("--labels", action="append", default=[], type=Path,
+                          help="labels file: adds the verbalised sets")
+    evaluate.add_argument("--limit", type=int, default=2000,
+                          help="examples per evaluation set (default 2000)")
+    evaluate.add_argument("--output-json", type=Path, help="write the metrics here")
+    evaluate.add_argument("--card", type=Path, help="write a markdown model card here")
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError("kgqa-validator: give a command (check, rerank, validate, plugins, "
+                             "labels, train, evaluate); --help lists them")
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        print("kgqa-validator: interrupted (finished results were written)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (KgqaValidatorError, ConfigurationError) as exc:
+        print(f"kgqa-validator: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return EXIT_OK
+    except OSError as exc:
+        print(f"kgqa-validator: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

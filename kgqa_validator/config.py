@@ -1,0 +1,52 @@
+"""Settings shared by every hook of one validator (a frozen value, passed as ``settings``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kgqa_validator.prefixes import WIKIDATA_PREFIXES
+from kgqa_validator.types import Mode
+
+WIKIDATA_ENDPOINT = "https://query.wikidata.org/sparql"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the pipeline; hooks read it, nobody mutates it.
+
+    ``prefixes`` are pre-declared for every candidate (in Wikidata mode they default to the
+    query service's own set).  Limits bound the work spent on hostile input: a candidate over
+    ``max_query_chars`` or nested deeper than ``max_depth`` is diagnosed without parsing, and a
+    parse that takes longer than ``parse_timeout_s`` is cut off in its worker process.
+    """
+
+    mode: Mode = Mode.WIKIDATA
+    prefixes: Mapping[str, str] = field(default_factory=lambda: dict(WIKIDATA_PREFIXES))
+    max_query_chars: int = 100_000
+    max_depth: int = 64
+    parse_timeout_s: float = 1.5
+    parse_workers: int = 1
+    threshold: float | None = None
+    model_path: Path | None = None
+    labels_files: tuple[Path, ...] = ()
+    execute: bool = False
+    endpoint: str = WIKIDATA_ENDPOINT
+    executor: str | None = None
+    data_file: Path | None = None
+    contact: str | None = None
+    timeout_s: float = 65.0
+    max_rows: int = 10
+    cache_dir: Path | None = None
+    check_unknown_ids: bool = False
+    endpoint_labels: bool = False
+
+    @classmethod
+    def for_mode(cls, mode: Mode | str, prefixes: Mapping[str, str] | None = None,
+                 **kwargs: object) -> Settings:
+        """Settings for ``mode``; ``prefixes`` add to (Wikidata) or replace (generic) the set."""
+        mode = Mode(mode)
+        base: dict[str, str] = dict(WIKIDATA_PREFIXES) if mode is Mode.WIKIDATA else {}
+        base.update(prefixes or {})
+        return cls(mode=mode, prefixes=base, **kwargs)  # type: ignore[arg-type]

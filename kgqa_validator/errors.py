@@ -1,0 +1,46 @@
+"""The one exception tree of kgqa-validator.
+
+Problems *with a candidate query* are never exceptions: they are
+:class:`~kgqa_validator.types.Diagnostic` values in the report.  Exceptions are for the
+infrastructure around the validation, and each maps to one exit status in the CLI::
+
+    KgqaValidatorError                 base; exit status 2 in the CLI
+    ├── ConfigurationError             bad option, unknown plugin, missing contact ...
+    ├── PluginLoadError                an entry point failed to import (strict mode only)
+    ├── DataFormatError                a dataset or input file is not in a readable format
+    ├── ModelError                     the encoder cannot be loaded or trained
+    └── EndpointError                  a SPARQL endpoint cannot be used at all
+        └── EndpointBlocked            the endpoint answered 403: all traffic to it stopped
+
+Third-party exceptions are mapped at the boundary with ``raise X(...) from exc``.
+"""
+
+from __future__ import annotations
+
+
+class KgqaValidatorError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class ConfigurationError(KgqaValidatorError):
+    """An option, a plugin name or a setting is wrong."""
+
+
+class PluginLoadError(KgqaValidatorError):
+    """A plugin entry point failed to load (raised in strict mode only)."""
+
+
+class DataFormatError(KgqaValidatorError):
+    """An input file or dataset does not have the expected format."""
+
+
+class ModelError(KgqaValidatorError):
+    """The encoder model is missing, broken or cannot be trained."""
+
+
+class EndpointError(KgqaValidatorError):
+    """A SPARQL endpoint cannot be used (unreachable, misconfigured, refusing)."""
+
+
+class EndpointBlocked(EndpointError):
+    """The endpoint answered 403; no further request is sent to it in this process."""

@@ -1,0 +1,137 @@
+"""Readers for question/query datasets, and the shapes that make hard negatives.
+
+Every reader yields :class:`Example` records: one gold query, the usable phrasings of its
+question, and (for LC-QuAD-NoA twins) a query that does *not* answer it.  Formats are
+detected from the file (see :func:`load_examples`), so ``train`` and ``evaluate`` accept any
+of LC-QuAD 2.0 JSON, the labelized JSONL, LC-QuAD-NoA JSON and a generic
+``{question, sparql, label}`` JSONL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kgqa_validator.errors import DataFormatError
+
+# Ids as the Wikidata prefixes use them, in both the id form (wd:Q42) and the labelized
+# form (wd:douglas_adams): a "shape" masks them so that same-shaped queries group together.
+_ID_TOKEN = re.compile(r"\b(wd|wdt|p|ps|pq|psv|pqv|pr|wdno|wdtn|psn|pqn):([^\s{}\[\]().;,]+)")
+_STRING_LITERAL = re.compile(r"'[^']*'|\"[^\"]*\"")
+_TEMPLATE_BRACES = re.compile(r"\{[^{}]*\}")
+_MISSING = {"", "n/a", "na", "none", "null", "[]"}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One gold question/query pair from a dataset.
+
+    ``questions`` holds every usable phrasing (original first); ``negative`` is a query known
+    not to answer them (an LC-QuAD-NoA twin) or ``None``; ``label`` is 1 for a pair that
+    belongs together and 0 for a generic-JSONL negative row.
+    """
+
+    questions: tuple[str, ...]
+    sparql: str
+    negative: str | None = None
+    label: int = 1
+    source: str = ""
+
+
+def usable_question(text: object) -> str | None:
+    """Return the question stripped, or ``None`` when it is missing or still a template."""
+    if not isinstance(text, str):
+        return None
+    stripped = text.strip().strip('"').strip()
+    if stripped.lower() in _MISSING or len(stripped) < 4:
+        return None
+    if _TEMPLATE_BRACES.search(stripped):
+        return None
+    return stripped
+
+
+def query_shape(sparql: str) -> str:
+    """The query with its ids and string literals masked: same shape, other ids."""
+    masked = _ID_TOKEN.sub(lambda m: f"{m.group(1)}:_", sparql)
+    masked = _STRING_LITERAL.sub("'_'", masked)
+    return " ".join(masked.lower().split())
+
+
+def query_ids(sparql: str) -> list[tuple[str, str]]:
+    """``(prefix, local name)`` of every id token in the query, in order."""
+    return [(m.group(1), m.group(2)) for m in _ID_TOKEN.finditer(sparql)]
+
+
+def _lcquad_records(rows: list[dict[str, object]], source: str) -> Iterator[Example]:
+    for row in rows:
+        sparql = row.get("sparql_wikidata")
+        if not isinstance(sparql, str) or not sparql.strip():
+            continue
+        phrasings = [
+            usable_question(row.get(key))
+            for key in ("question", "paraphrased_question")
+        ]
+        questions = tuple(dict.fromkeys(q for q in phrasings if q))
+        if not questions:
+            continue
+        old = row.get("old_sparql_wikidata")
+        if row.get("has_answer") is False and isinstance(old, str) and old.strip():
+            # NoA twin: the question still asks for the original query; the perturbed one
+            # is the hard negative.
+            yield Example(questions, old.strip(), negative=sparql.strip(), source=source)
+        else:
+            yield Example(questions, sparql.strip(), source=source)
+
+
+def _jsonl_records(lines: Iterable[str], source: str) -> Iterator[Example]:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{source}:{number}: not JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("sparql"), str):
+            raise DataFormatError(f"{source}:{number}: expected an object with a 'sparql' string")
+        question = usable_question(row.get("question"))
+        if question is None:
+            continue
+        label = row.get("label", 1)
+        try:
+            label_int = int(float(label))
+        except (TypeError, ValueError) as exc:
+            raise DataFormatError(f"{source}:{number}: label {label!r} is not 0 or 1") from exc
+        yield Example((question,), row["sparql"].strip(), label=1 if label_int else 0, source=source)
+
+
+def load_examples(path: str | Path) -> list[Example]:
+    """Read a dataset file, detecting its format.
+
+    A JSON array of LC-QuAD 2.0 (or LC-QuAD-NoA) records, or JSON lines with ``question`` and
+    ``sparql`` (and an optional 0/1 ``label``).  Raises :class:`DataFormatError` with the reason
+    for anything else.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"cannot read {file}: {exc}") from exc
+    head = text.lstrip()[:1]
+    if head == "[":
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{file}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+        if not all(isinstance(r, dict) for r in rows):
+            raise DataFormatError(f"{file}: expected a JSON array of objects")
+        if rows and not any("sparql_wikidata" in r for r in rows[:50]):
+            raise DataFormatError(f"{file}: JSON array without 'sparql_wikidata' records")
+        return list(_lcquad_records(rows, file.name))
+    if head == "{":
+        return list(_jsonl_records(text.splitlines(), file.name))
+    raise DataFormatError(
+        f"{file}: not a dataset (expected LC-QuAD JSON array or JSON lines with 'sparql')"
+    )

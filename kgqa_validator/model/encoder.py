@@ -1,0 +1,88 @@
+"""The question/query encoder at run time: the shipped model, loaded lazily, with a cache.
+
+The package ships its fine-tuned model in ``kgqa_validator/model/shipped`` (safetensors,
+fp16) with ``threshold.json`` beside it: the rejection threshold calibrated when it was
+trained.  Loading never touches the network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kgqa_validator.errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+SHIPPED_MODEL = Path(__file__).resolve().parent / "shipped"
+
+
+def read_threshold(model_dir: Path) -> float:
+    """The calibrated rejection threshold stored beside the weights."""
+    meta = model_dir / "threshold.json"
+    try:
+        return float(json.loads(meta.read_text())["threshold"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{meta}: no calibrated threshold ({exc})") from exc
+
+
+class Encoder:
+    """Embeds texts with a sentence-transformers model; embeddings are cached by text."""
+
+    def __init__(self, model_dir: str | Path | None = None, cache_size: int = 4096) -> None:
+        self.model_dir = Path(model_dir) if model_dir else SHIPPED_MODEL
+        if not (self.model_dir / "modules.json").is_file():
+            raise ModelError(
+                f"no model in {self.model_dir}: train one with 'kgqa-validator train' "
+                "or pass --model"
+            )
+        self.threshold = read_threshold(self.model_dir)
+        self._model: Any = None
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.model_dir.name
+
+    def _load(self) -> Any:
+        if self._model is None:
+            from kgqa_validator.model.train import load_sentence_model
+
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            self._model = load_sentence_model(self.model_dir, device="cpu")
+            self._model.eval()
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings, one row per text (cached texts are not re-encoded)."""
+        import numpy as np
+
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            if missing:
+                model = self._load()
+                vectors = model.encode(missing, batch_size=32, convert_to_numpy=True,
+                                       normalize_embeddings=True, show_progress_bar=False)
+                for text, vector in zip(missing, vectors, strict=True):
+                    self._cache[text] = vector
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+            for text in texts:
+                self._cache.move_to_end(text)
+            return np.stack([self._cache[t] for t in texts])
+
+    def similarity(self, question: str, texts: Sequence[str]) -> list[float]:
+        """Cosine of the question with each text; the question is embedded once."""
+        vectors = self.encode([question, *texts])
+        return [float(v) for v in vectors[1:] @ vectors[0]]

@@ -1,0 +1,185 @@
+"""Parsing in worker processes, so that a parse that runs away is cut off, not waited for.
+
+rdflib can recurse past the interpreter's limit or spend quadratic time on long object
+lists; pyoxigraph's query planner (which runs even though nothing is evaluated) takes
+seconds on a BGP of a few hundred patterns; and a thread cannot be interrupted.  Each worker
+is a separate process that parses one candidate at a time; the caller waits at most
+``timeout_s`` for it, then kills it, starts a fresh one and answers from the linear-time
+lexer with a ``parse_timeout`` error.  Several workers parse in parallel, which is what makes
+``check --jsonl`` use every core.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from typing import Any
+
+from kgqa_validator.parsing.parse import PRODUCER, parse_query
+from kgqa_validator.types import Diagnostic, Form, ParsedQuery, Severity
+
+log = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+def worker_main() -> None:
+    """Entry point of a worker process: parse texts received on stdin, answer on stdout."""
+    import os
+    import sys
+
+    sys.setrecursionlimit(4000)
+    inbox, outbox = Connection(os.dup(0)), Connection(os.dup(1))
+    sys.stdout = sys.stderr  # nothing but answers may reach the parent's pipe
+    options = inbox.recv()
+    # Import and warm both parsers before saying ready, so no time limit pays for start-up.
+    parse_query("SELECT * WHERE { ?s ?p ?o }", **options)
+    outbox.send("ready")
+    while True:
+        try:
+            item = inbox.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if item is None:
+            return
+        try:
+            result: Any = parse_query(item, **options)
+        except BaseException as exc:  # report, never die silently
+            result = exc.__class__.__name__ + ": " + str(exc)[:200]
+        outbox.send(result)
+
+
+class _Worker:
+    """One parser process, started with ``python -m`` so the caller's ``__main__`` is never
+    re-imported (as multiprocessing's spawn would do)."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        self.process: subprocess.Popen[bytes] | None = None
+        self.inbox: Connection | None = None
+        self.outbox: Connection | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kgqa_validator.parsing.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.outbox = Connection(os.dup(self.process.stdin.fileno()))
+        self.inbox = Connection(os.dup(self.process.stdout.fileno()))
+        self.process.stdin.close()
+        self.process.stdout.close()
+        self.outbox.send(self.options)
+        if not self.inbox.poll(STARTUP_TIMEOUT_S) or self.inbox.recv() != "ready":
+            self.stop()
+            raise RuntimeError("the parser worker process did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        for conn in (self.inbox, self.outbox):
+            if conn is not None:
+                conn.close()
+        self.process, self.inbox, self.outbox = None, None, None
+
+    def parse(self, text: str, timeout_s: float) -> ParsedQuery | str | None:
+        """The worker's answer, an error string, or ``None`` on timeout."""
+        if self.process is None or self.process.poll() is not None:
+            self.stop()
+            self.start()
+        assert self.inbox is not None and self.outbox is not None
+        try:
+            self.outbox.send(text)
+            if not self.inbox.poll(timeout_s):
+                self.stop()
+                return None
+            answer: ParsedQuery | str = self.inbox.recv()
+            return answer
+        except (EOFError, OSError):
+            self.stop()
+            return "worker crashed"
+
+
+class ParserPool:
+    """Parse many candidates on ``workers`` processes with a per-candidate time limit.
+
+    Workers start on first use (a spawn takes about half a second) and live until
+    :meth:`close`.  ``workers=0`` parses in the calling process, with no time limit.
+    """
+
+    def __init__(self, prefixes: Mapping[str, str], *, wikidata: bool = True,
+                 max_chars: int = 100_000, max_depth: int = 64, timeout_s: float = 1.5,
+                 workers: int = 1) -> None:
+        self.options: dict[str, Any] = {"prefixes": dict(prefixes), "wikidata": wikidata,
+                        "max_chars": max_chars, "max_depth": max_depth}
+        self.timeout_s = timeout_s
+        self.workers = [_Worker(self.options) for _ in range(max(0, workers))]
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    def __enter__(self) -> ParserPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _fallback(self, text: str, why: str | None) -> ParsedQuery:
+        if why is not None:
+            # The worker died (not a timeout): the strict parser may be what crashed it,
+            # so it is not retried in this process.
+            return ParsedQuery(text[:200], Form.UNKNOWN, False, (Diagnostic(
+                "parse_failed", Severity.ERROR, f"the parser failed on this query ({why})",
+                producer=PRODUCER),))
+        parsed = parse_query(text, strict=False, structure=False, **self.options)
+        note = Diagnostic(
+            "parse_timeout", Severity.ERROR,
+            f"parsing took longer than {self.timeout_s:g} s and was stopped: the query could "
+            "not be validated", producer=PRODUCER)
+        return replace(parsed, diagnostics=(*parsed.diagnostics, note))
+
+    def _parse_with(self, worker: _Worker, text: str) -> ParsedQuery:
+        if len(text) > self.options["max_chars"]:
+            return parse_query(text, **self.options)  # rejected on size alone, instantly
+        answer = worker.parse(text, self.timeout_s)
+        if isinstance(answer, ParsedQuery):
+            return answer
+        return self._fallback(text, answer)
+
+    def parse_many(self, texts: Sequence[str]) -> list[ParsedQuery]:
+        """Parse ``texts``; results in the same order."""
+        if not self.workers:
+            return [parse_query(t, **self.options) for t in texts]
+        with self._lock:
+            if len(self.workers) == 1 or len(texts) == 1:
+                return [self._parse_with(self.workers[0], t) for t in texts]
+            results: list[ParsedQuery | None] = [None] * len(texts)
+            jobs: queue.Queue[int] = queue.Queue()
+            for i in range(len(texts)):
+                jobs.put(i)
+
+            def run(worker: _Worker) -> None:
+                while True:
+                    try:
+                        i = jobs.get_nowait()
+                    except queue.Empty:
+                        return
+                    results[i] = self._parse_with(worker, texts[i])
+
+            threads = [threading.Thread(target=run, args=(w,), daemon=True) for w in self.workers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return [r if r is not None else self._fallback(texts[i], "no result")
+                    for i, r in enumerate(results)]

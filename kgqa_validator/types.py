@@ -1,0 +1,238 @@
+"""The values that cross hook boundaries: frozen dataclasses and enums only.
+
+Positions (``line``, ``column``) are 1-based and always refer to the text the user gave,
+never to a normalised copy.  ``offset`` is the 0-based character offset in that text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    """How bad a diagnostic is. Only ``ERROR`` makes a candidate invalid."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Form(StrEnum):
+    """The query form (``UNKNOWN`` when the text did not parse)."""
+
+    SELECT = "select"
+    ASK = "ask"
+    CONSTRUCT = "construct"
+    DESCRIBE = "describe"
+    UPDATE = "update"
+    UNKNOWN = "unknown"
+
+
+class Decision(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class Mode(StrEnum):
+    """``WIKIDATA`` pre-declares the query service's prefixes and accepts its dialect."""
+
+    WIKIDATA = "wikidata"
+    GENERIC = "generic"
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a problem is, in the user's text (1-based line/column, 0-based offsets)."""
+
+    line: int
+    column: int
+    offset: int
+    length: int = 1
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding about a candidate (or the question).
+
+    ``code`` is stable and documented in the README; ``producer`` names the plugin that
+    reported it; ``excerpt`` is the offending text (at most 80 characters).
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    span: Span | None = None
+    excerpt: str = ""
+    producer: str = ""
+
+    @property
+    def line(self) -> int | None:
+        return self.span.line if self.span else None
+
+    @property
+    def column(self) -> int | None:
+        return self.span.column if self.span else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+            "line": self.line,
+            "column": self.column,
+            "excerpt": self.excerpt,
+            "producer": self.producer,
+        }
+
+
+@dataclass(frozen=True)
+class Question:
+    """The user's question (``text`` may be empty when only queries are checked)."""
+
+    text: str
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate query, as given, with its position in the request."""
+
+    sparql: str
+    index: int = 0
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """What parsing learnt about a candidate; the input of the check hooks.
+
+    ``valid_syntax`` is the strict parser's verdict.  ``structure_known`` says whether the
+    structural parser (rdflib) produced the fields below it; checks that need them must look
+    at it first.  ``diagnostics`` holds what parsing itself found (syntax errors, limits,
+    dialect notes).
+    """
+
+    text: str
+    form: Form
+    valid_syntax: bool
+    diagnostics: tuple[Diagnostic, ...] = ()
+    structure_known: bool = False
+    projected: tuple[str, ...] = ()
+    bound: frozenset[str] = frozenset()
+    select_star: bool = False
+    group_by: tuple[str, ...] | None = None
+    ungrouped: tuple[str, ...] = ()
+    aggregates: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    has_limit: bool = False
+    prefixes_used: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Score:
+    """One scorer's opinion of one candidate; ``producer`` names the scorer."""
+
+    value: float
+    producer: str
+    threshold: float | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What running a candidate on an endpoint gave."""
+
+    status: str  # "ok" | "empty" | "timeout" | "rejected" | "invalid_response" | "refused" | "error"
+    endpoint: str
+    elapsed_s: float = 0.0
+    row_count: int | None = None
+    boolean: bool | None = None
+    variables: tuple[str, ...] = ()
+    rows: tuple[Mapping[str, str], ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
+    producer: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rows"] = [dict(r) for r in self.rows]
+        data["diagnostics"] = [d.to_dict() for d in self.diagnostics]
+        return data
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Everything known about one candidate before the decision."""
+
+    candidate: Candidate
+    parsed: ParsedQuery
+    diagnostics: tuple[Diagnostic, ...]
+    scores: tuple[Score, ...] = ()
+    score: float | None = None
+    threshold: float | None = None
+    scored_text: str = ""
+    execution: Execution | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not any(d.severity is Severity.ERROR for d in self.diagnostics)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision on one candidate; ``rank`` is 1 for the best."""
+
+    candidate: Candidate
+    decision: Decision
+    rank: int
+    valid: bool
+    score: float | None
+    diagnostics: tuple[Diagnostic, ...]
+    execution: Execution | None = None
+    producer: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "sparql": self.candidate.sparql,
+            "index": self.candidate.index,
+            "rank": self.rank,
+            "score": None if self.score is None else round(self.score, 6),
+            "verdict": self.decision.value,
+            "valid": self.valid,
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+        }
+        if self.execution is not None:
+            data["execution"] = self.execution.to_dict()
+        return data
+
+
+@dataclass(frozen=True)
+class Report:
+    """The answer to one ``Validator.validate`` call: verdicts, best first."""
+
+    question: Question
+    verdicts: tuple[Verdict, ...]
+    question_diagnostics: tuple[Diagnostic, ...] = ()
+    scorer: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def best(self) -> Verdict | None:
+        """The top-ranked accepted candidate, if any."""
+        for verdict in self.verdicts:
+            if verdict.decision is Decision.ACCEPTED:
+                return verdict
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question.text,
+            "scorer": self.scorer,
+            "notes": list(self.notes),
+            "question_diagnostics": [d.to_dict() for d in self.question_diagnostics],
+            "ranking": [v.to_dict() for v in self.verdicts],
+        }

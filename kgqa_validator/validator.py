@@ -1,0 +1,176 @@
+"""The pipeline: the only code that calls ``pm.hook``.
+
+Example:
+    >>> from kgqa_validator import Validator
+    >>> validator = Validator(autoload=False)
+    >>> report = validator.validate(
+    ...     "Who is the author of The Hitchhiker's Guide to the Galaxy?",
+    ...     ["SELECT ?a WHERE { wd:Q25338 wdt:P50 ?a }", "SELECT ?a WHERE { wd:Q25338 wdt:P50 }"],
+    ... )
+    >>> [v.valid for v in report.verdicts]
+    [True, False]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from kgqa_validator.config import Settings
+from kgqa_validator.model.verbalise import verbalise
+from kgqa_validator.plugins import PluginManager, get_plugin_manager
+from kgqa_validator.types import (
+    Assessment,
+    Candidate,
+    Decision,
+    Diagnostic,
+    ParsedQuery,
+    Question,
+    Report,
+    Score,
+)
+
+log = logging.getLogger(__name__)
+
+NO_SCORER_NOTE = "no scorer available: valid candidates ranked before invalid ones, in input order"
+
+
+def _flatten(results: Iterable[Sequence[Diagnostic] | None]) -> tuple[Diagnostic, ...]:
+    return tuple(d for result in results if result for d in result)
+
+
+class Validator:
+    """Validate, score, rank and optionally execute candidate queries for a question.
+
+    Args:
+        settings: a :class:`~kgqa_validator.config.Settings`; keyword ``overrides`` replace
+            its fields (``Validator(threshold=0.5, labels_files=(path,))``).
+        plugin_manager: a ready manager (tests pass their own); otherwise one is built with
+            ``autoload``, ``block`` and ``strict`` (see :func:`get_plugin_manager`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        plugin_manager: PluginManager | None = None,
+        autoload: bool | None = None,
+        block: Iterable[str] = (),
+        strict: bool | None = None,
+        **overrides: Any,
+    ) -> None:
+        settings = settings or Settings()
+        self.settings = replace(settings, **overrides) if overrides else settings
+        self.pm = plugin_manager or get_plugin_manager(autoload=autoload, block=block, strict=strict)
+        extra: dict[str, str] = {}
+        for found in reversed(self.pm.hook.kgqa_prefixes(mode=self.settings.mode)):
+            extra.update(found or {})
+        if extra:
+            merged = {**extra, **self.settings.prefixes}
+            self.settings = replace(self.settings, prefixes=merged)
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def parse(self, candidates: Sequence[Candidate]) -> list[ParsedQuery]:
+        parsed = self.pm.hook.kgqa_parse(candidates=candidates, settings=self.settings)
+        if parsed is None or len(parsed) != len(candidates):
+            raise RuntimeError("no kgqa_parse implementation returned a result for every candidate")
+        return list(parsed)
+
+    def check_candidates(self, question: Question, candidates: Sequence[Candidate]) -> list[Assessment]:
+        """Parse and lint: one :class:`Assessment` (no scores) per candidate."""
+        assessments = []
+        for candidate, parsed in zip(candidates, self.parse(candidates), strict=True):
+            lints = self.pm.hook.kgqa_check(
+                question=question, candidate=candidate, parsed=parsed, settings=self.settings)
+            assessments.append(Assessment(candidate, parsed, parsed.diagnostics + _flatten(lints)))
+        return assessments
+
+    def check(self, sparql: Sequence[str], question: str = "") -> list[Assessment]:
+        """Validity and diagnostics of each query, without scoring."""
+        candidates = [Candidate(text, i) for i, text in enumerate(sparql)]
+        return self.check_candidates(Question(question), candidates)
+
+    def labels(self, ids: Sequence[str]) -> dict[str, str]:
+        """Labels from every label source; an earlier-called source wins."""
+        if not ids:
+            return {}
+        merged: dict[str, str] = {}
+        for found in self.pm.hook.kgqa_resolve_labels(ids=list(ids), settings=self.settings):
+            for key, value in (found or {}).items():
+                merged.setdefault(key, value)
+        return merged
+
+    def score(self, question: Question, assessments: Sequence[Assessment]) -> list[Assessment]:
+        valid = [a for a in assessments if a.valid]
+        if not valid or not question.text.strip():
+            return list(assessments)
+        ids = list(dict.fromkeys(i for a in valid for i in a.parsed.ids))
+        labels: Mapping[str, str] = self.labels(ids)
+        texts = [verbalise(a.candidate.sparql, labels) if labels else a.candidate.sparql
+                 for a in valid]
+        results = [r for r in self.pm.hook.kgqa_score(
+            question=question, candidates=[a.candidate for a in valid], texts=texts,
+            settings=self.settings) if r is not None]
+        if not results:
+            return list(assessments)
+        combined: Sequence[Score] | None = self.pm.hook.kgqa_combine_scores(
+            scores=results, settings=self.settings)
+        if combined is None:
+            return list(assessments)
+        by_index = {
+            a.candidate.index: replace(
+                a, scores=tuple(r[k] for r in results), score=combined[k].value,
+                threshold=combined[k].threshold, scored_text=texts[k])
+            for k, a in enumerate(valid)
+        }
+        return [by_index.get(a.candidate.index, a) for a in assessments]
+
+    def execute(self, assessments: Sequence[Assessment], limit: int = 3) -> list[Assessment]:
+        """Run the best ``limit`` valid candidates above their threshold on the endpoint."""
+        def promising(a: Assessment) -> bool:
+            return a.valid and (a.score is None or a.threshold is None or a.score >= a.threshold)
+
+        chosen = sorted((a for a in assessments if promising(a)),
+                        key=lambda a: (-(a.score if a.score is not None else 0.0), a.candidate.index))
+        chosen_ids = {a.candidate.index for a in chosen[:limit]}
+        out = []
+        for a in assessments:
+            if a.candidate.index in chosen_ids:
+                execution = self.pm.hook.kgqa_execute(
+                    candidate=a.candidate, parsed=a.parsed, settings=self.settings)
+                if execution is not None:
+                    a = replace(a, execution=execution,
+                                diagnostics=a.diagnostics + execution.diagnostics)
+            out.append(a)
+        return out
+
+    # -- the whole pipeline ----------------------------------------------------------------
+
+    def validate(self, question: str, candidates: Sequence[str], *,
+                 execute: bool | None = None) -> Report:
+        """Check, score, decide (and, if asked, execute) candidates for ``question``."""
+        q = Question(question or "")
+        items = [Candidate(text, i) for i, text in enumerate(candidates)]
+        question_diagnostics = _flatten(
+            self.pm.hook.kgqa_check_question(question=q, settings=self.settings))
+        assessments = self.score(q, self.check_candidates(q, items))
+        if execute if execute is not None else self.settings.execute:
+            assessments = self.execute(assessments)
+        verdicts = self.pm.hook.kgqa_decide(question=q, assessments=assessments,
+                                            settings=self.settings)
+        scored = [a for a in assessments if a.score is not None]
+        notes: tuple[str, ...] = ()
+        scorer = None
+        if scored:
+            scorer = scored[0].scores[0].producer if len(scored[0].scores) == 1 else "combined"
+        elif q.text.strip() and any(a.valid for a in assessments):
+            notes = (NO_SCORER_NOTE,)
+        return Report(q, tuple(verdicts), question_diagnostics, scorer, notes)
+
+    def rerank(self, question: str, candidates: Sequence[str], **kwargs: Any) -> list[str]:
+        """Accepted candidates' SPARQL, best first."""
+        report = self.validate(question, candidates, **kwargs)
+        return [v.candidate.sparql for v in report.verdicts if v.decision is Decision.ACCEPTED]
