@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -84,20 +85,37 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="cut off a parse after this long (default 1.5)")
 
 
+def _add_endpoint(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="SPARQL endpoint URL (default: Wikidata)")
+    parser.add_argument("--executor", choices=["sparqlwrapper", "embedded"],
+                        help="how to execute (default: embedded with --data, else sparqlwrapper)")
+    parser.add_argument("--data", type=Path, metavar="FILE",
+                        help="local RDF file (.ttl, .nt, .nq, .trig, .rdf) for the embedded executor")
+    parser.add_argument("--contact", default=os.environ.get("KGQA_VALIDATOR_CONTACT"),
+                        help="contact (e-mail or URL) for the User-Agent; required by Wikidata "
+                             "(default: $KGQA_VALIDATOR_CONTACT)")
+    parser.add_argument("--timeout", type=float, default=65.0,
+                        help="endpoint timeout, seconds (default 65)")
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR",
+                        help="where answers and labels are cached (default: the user cache dir)")
+    parser.add_argument("--cache-ttl", type=float, default=300.0, metavar="SECONDS",
+                        help="answer identical queries from the cache this long (default 300; "
+                             "0: off)")
+
+
 def _add_scoring(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", action="append", default=[], type=Path, metavar="FILE",
                         help='JSON labels file {"Q42": "Douglas Adams"} (repeatable)')
     parser.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
     parser.add_argument("--threshold", type=float,
                         help="rejection threshold (default: the model's calibrated one)")
-    parser.add_argument("--execute", action="store_true", help="run the best candidates")
-    parser.add_argument("--endpoint", help="SPARQL endpoint URL (default: Wikidata)")
-    parser.add_argument("--executor", choices=["sparqlwrapper", "embedded"],
-                        help="how to execute (default: sparqlwrapper for http endpoints)")
-    parser.add_argument("--data", type=Path, help="RDF file for --executor embedded")
-    parser.add_argument("--contact", help="contact (e-mail or URL) for the User-Agent; "
-                                          "required by Wikidata")
-    parser.add_argument("--timeout", type=float, default=65.0, help="endpoint timeout, seconds")
+    parser.add_argument("--execute", action="store_true",
+                        help="run the best candidates (also fetches labels from the endpoint)")
+    parser.add_argument("--endpoint-labels", action="store_true",
+                        help="fetch English labels for the ids from the endpoint")
+    parser.add_argument("--check-ids", action="store_true",
+                        help="report ids the endpoint does not have (unknown_id, an error)")
+    _add_endpoint(parser)
 
 
 def _prefixes(items: Sequence[str]) -> dict[str, str]:
@@ -110,26 +128,43 @@ def _prefixes(items: Sequence[str]) -> dict[str, str]:
     return result
 
 
+def _endpoint_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    if args.executor == "embedded" and args.data is None:
+        raise UsageError("--executor embedded needs --data FILE")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    settings = replace(settings, executor=args.executor, data_file=args.data,
+                       contact=args.contact, timeout_s=args.timeout, cache_dir=args.cache_dir,
+                       cache_ttl_s=max(0.0, args.cache_ttl))
+    if args.endpoint:
+        settings = replace(settings, endpoint=args.endpoint)
+    return settings
+
+
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     settings = Settings.for_mode(args.mode, _prefixes(args.prefix))
     settings = replace(settings, parse_timeout_s=args.timeout_parse, **extra)
-    if getattr(args, "labels", None) is not None:
+    if hasattr(args, "execute"):  # rerank / validate
         settings = replace(
             settings,
             labels_files=tuple(args.labels),
             model_path=args.model,
             threshold=args.threshold,
             execute=args.execute,
-            executor=args.executor,
-            data_file=args.data,
-            contact=args.contact,
-            timeout_s=args.timeout,
+            endpoint_labels=args.endpoint_labels,
+            check_unknown_ids=args.check_ids,
         )
-        if args.endpoint:
-            settings = replace(settings, endpoint=args.endpoint)
-        if args.executor == "embedded" and args.data is None:
-            raise UsageError("--executor embedded needs --data FILE")
+        settings = _endpoint_settings(args, settings)
     return settings
+
+
+def _check_endpoint(settings: Settings) -> None:
+    """Fail now, in one line, on what would fail at the first request (before the model loads)."""
+    from kgqa_validator.builtin.endpoint_labels import active
+    from kgqa_validator.execution import check_settings
+
+    if settings.execute or active(settings):
+        check_settings(settings)
 
 
 def _validator(args: argparse.Namespace, settings: Settings) -> Any:
@@ -165,6 +200,18 @@ def _open_output(path: str | None, resume: bool) -> tuple[IO[str], int]:
             rewrite.write("".join(line + "\n" for line in complete))
         return open(path, "a", encoding="utf-8"), done
     return open(path, "w", encoding="utf-8"), 0
+
+
+def _finished_lines_valid(path: str) -> bool:
+    """Whether every finished line of a ``--resume``d output says ``"valid": true``."""
+    with open(path, encoding="utf-8", errors="replace") as finished:
+        for line in finished:
+            try:
+                if json.loads(line).get("valid") is not True:
+                    return False
+            except (json.JSONDecodeError, AttributeError):
+                return False
+    return True
 
 
 def _json_lines(stream: IO[str], skip: int) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
@@ -222,7 +269,8 @@ def _check_jsonl(args: argparse.Namespace) -> int:
     validator = _validator(args, settings)
     source = _open_input(args.jsonl)
     out, done = _open_output(args.output, args.resume)
-    all_valid = True
+    # Lines kept by --resume count for the exit status as much as the new ones.
+    all_valid = _finished_lines_valid(args.output) if done else True
     pending: list[tuple[int, dict[str, Any] | None, str]] = []
 
     def flush() -> None:
@@ -279,6 +327,21 @@ def _print_report(report: Report) -> None:
             ex = verdict.execution
             amount = ex.boolean if ex.boolean is not None else ex.row_count
             print(f"{'':>8}executed: {ex.status} ({amount}) in {ex.elapsed_s:.2f}s")
+            for row in ex.rows[:3]:
+                print(f"{'':>10}" + "  ".join(f"{k}={_compact(v)}" for k, v in row.items()))
+            if ex.row_count is not None and ex.row_count > 3:
+                print(f"{'':>10}... {ex.row_count - 3} more")
+
+
+def _compact(value: str) -> str:
+    """``wd:Q42`` for ``http://www.wikidata.org/entity/Q42`` (the longest matching prefix)."""
+    from kgqa_validator.prefixes import WIKIDATA_PREFIXES
+
+    best = max((p for p in WIKIDATA_PREFIXES.items() if value.startswith(p[1])),
+               key=lambda p: len(p[1]), default=None)
+    if best is None:
+        return value if len(value) <= 60 else value[:59] + "…"
+    return f"{best[0]}:{value[len(best[1]):]}"
 
 
 def _read_candidates(path: Path) -> list[str]:
@@ -300,6 +363,7 @@ def _read_candidates(path: Path) -> list[str]:
 
 def cmd_rerank(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    _check_endpoint(settings)
     validator = _validator(args, settings)
     if args.jsonl:
         return _rerank_jsonl(args, validator)
@@ -348,6 +412,53 @@ def _rerank_jsonl(args: argparse.Namespace, validator: Any) -> int:
         if out is not sys.stdout:
             out.close()
     return EXIT_OK if any_accepted else EXIT_INVALID
+
+
+_ID_FORMS = re.compile(r"^(?:[A-Za-z]+:|https?://www\.wikidata\.org/(?:entity|prop(?:/[a-z-]+)*)/)?"
+                       r"([QPL][1-9][0-9]*)$")
+
+
+def _normalise_id(text: str) -> str:
+    match = _ID_FORMS.match(text.strip().strip("<>"))
+    if match is None:
+        raise UsageError(f"labels: {text!r} is not a Wikidata id (Q42, P31, wd:Q42, or its IRI)")
+    return match.group(1)
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from kgqa_validator.builtin.endpoint_labels import active, lookup
+
+    ids = list(dict.fromkeys(_normalise_id(i) for i in args.ids))
+    settings = _endpoint_settings(args, Settings.for_mode(args.mode, _prefixes(args.prefix)))
+    # The endpoint is asked unless only label files were given.
+    use_endpoint = bool(args.endpoint or args.data or not args.labels)
+    settings = replace(settings, labels_files=tuple(args.labels), endpoint_labels=use_endpoint)
+    _check_endpoint(settings)
+    validator = _validator(args, settings)
+    labels = validator.labels(ids)
+    unknown: frozenset[str] = frozenset()
+    source = None
+    if use_endpoint and active(settings):
+        from kgqa_validator.execution import executor_for
+
+        unknown = lookup(ids, settings).unknown  # answered from the cache just filled
+        source = executor_for(settings).name
+    if args.json:
+        print(_dump({
+            "endpoint": source,
+            "files": [str(p) for p in args.labels],
+            "ids": [{"id": i, "label": labels.get(i),
+                     "known": None if source is None else i not in unknown} for i in ids],
+        }))
+    else:
+        for id_ in ids:
+            if id_ in labels:
+                print(f"{id_}\t{labels[id_]}")
+            elif id_ in unknown:
+                print(f"{id_}\t-\tunknown to {source} (likely a hallucinated id)")
+            else:
+                print(f"{id_}\t-\tno English label")
+    return EXIT_OK if all(i in labels for i in ids) else EXIT_INVALID
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -445,6 +556,15 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(rerank)
         _add_scoring(rerank)
         rerank.set_defaults(func=cmd_rerank)
+
+    labels = sub.add_parser("labels", help="show what the label sources say about ids")
+    labels.add_argument("ids", nargs="+", metavar="ID", help="Q42, P31, wd:Q42 or an entity IRI")
+    labels.add_argument("--labels", action="append", default=[], type=Path, metavar="FILE",
+                        help='JSON labels file (repeatable); alone, the endpoint is not asked')
+    labels.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_common(labels)
+    _add_endpoint(labels)
+    labels.set_defaults(func=cmd_labels)
 
     plugins = sub.add_parser("plugins", help="list the loaded plugins")
     plugins.add_argument("--json", action="store_true")

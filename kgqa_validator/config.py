@@ -20,6 +20,15 @@ class Settings:
     query service's own set).  Limits bound the work spent on hostile input: a candidate over
     ``max_query_chars`` or nested deeper than ``max_depth`` is diagnosed without parsing, and a
     parse that takes longer than ``parse_timeout_s`` is cut off in its worker process.
+
+    Execution (see :mod:`kgqa_validator.execution`): ``executor`` is ``"sparqlwrapper"`` (the
+    default for an http(s) ``endpoint``) or ``"embedded"`` (the default when ``data_file`` is
+    set); ``contact`` goes into the User-Agent and is required by the Wikidata query service;
+    ``timeout_s`` bounds one request (and one embedded query); ``cache_ttl_s`` is how long an
+    identical query is answered from the local cache (0 disables it); ``max_in_flight`` is how
+    many requests one endpoint may have open at once; ``cache_dir`` defaults to the user's
+    cache directory.  ``endpoint_labels`` and ``check_unknown_ids`` turn on the endpoint label
+    source (:mod:`kgqa_validator.builtin.endpoint_labels`).
     """
 
     mode: Mode = Mode.WIKIDATA
@@ -39,6 +48,8 @@ class Settings:
     timeout_s: float = 65.0
     max_rows: int = 10
     cache_dir: Path | None = None
+    cache_ttl_s: float = 300.0
+    max_in_flight: int = 1
     check_unknown_ids: bool = False
     endpoint_labels: bool = False
 

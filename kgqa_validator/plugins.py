@@ -36,7 +36,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "kgqa_validator.builtin.parse",
     "kgqa_validator.builtin.lints",
     "kgqa_validator.builtin.labels",
+    "kgqa_validator.builtin.endpoint_labels",
     "kgqa_validator.builtin.scoring",
+    "kgqa_validator.builtin.execute",
     "kgqa_validator.builtin.decide",
 )
 
@@ -105,8 +107,8 @@ def get_plugin_manager(
 
     Example:
         >>> pm = get_plugin_manager(autoload=False, block=["scoring"])
-        >>> "scoring" in dict(pm.list_name_plugin())
-        False
+        >>> pm.get_plugin("scoring") is None
+        True
     """
     if autoload is None:
         autoload = not _env_flag("KGQA_VALIDATOR_DISABLE_PLUGIN_AUTOLOAD")
@@ -135,10 +137,15 @@ def get_plugin_manager(
 
 def _load_entry_points(pm: PluginManager, blocked: set[str], strict: bool) -> None:
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if entry_point.name in blocked or pm.has_plugin(entry_point.name):
+        if entry_point.name in blocked:
             continue
         dist = entry_point.dist
         try:
+            if pm.has_plugin(entry_point.name):
+                # Never silently shadow (or be shadowed by) another plugin of the same name.
+                origin = pm.origins.get(entry_point.name, ("runtime", ""))[0]
+                raise ValueError(f"the name is already taken by the {origin} plugin "
+                                 f"{entry_point.name!r}")
             plugin = entry_point.load()
             pm.register(plugin, name=entry_point.name)
         except Exception as exc:  # a broken plugin must not take the program down

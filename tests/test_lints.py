@@ -1,0 +1,184 @@
+"""The built-in lints (``kgqa_check`` and ``kgqa_check_question``): every code, where it points,
+and the valid shapes that must not trigger them."""
+
+from __future__ import annotations
+
+import pytest
+
+from kgqa_validator import Settings, Severity, Validator
+from kgqa_validator.types import Assessment, Diagnostic
+
+BLOCK = ["scoring", "execute", "endpoint_labels"]
+
+
+@pytest.fixture(scope="module")
+def validator() -> Validator:
+    return Validator(Settings(), autoload=False, block=BLOCK)
+
+
+def check(validator: Validator, query: str, question: str = "") -> Assessment:
+    (assessment,) = validator.check([query], question=question)
+    return assessment
+
+
+def only(diagnostics: tuple[Diagnostic, ...], code: str) -> Diagnostic:
+    found = [d for d in diagnostics if d.code == code]
+    assert len(found) == 1, diagnostics
+    return found[0]
+
+
+def codes(diagnostics: tuple[Diagnostic, ...]) -> list[str]:
+    return [d.code for d in diagnostics]
+
+
+# -- unbound_projection -----------------------------------------------------------------------
+
+
+def test_unbound_projection(validator: Validator) -> None:
+    assessment = check(validator, "SELECT ?x ?y\nWHERE { ?x wdt:P31 wd:Q5 }")
+    error = only(assessment.diagnostics, "unbound_projection")
+    assert error.severity is Severity.ERROR and error.producer == "lints"
+    assert (error.line, error.column, error.excerpt) == (1, 11, "?y")
+    assert not assessment.valid
+    assert assessment.parsed.valid_syntax  # valid SPARQL, but it cannot answer anything
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 FILTER(?y = 1) }",          # a FILTER binds nothing
+    "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 OPTIONAL { ?x wdt:P21 ?z } }",
+    "SELECT ?itemLabel WHERE { ?item wdt:P31 wd:Q5 }",              # no label service
+])
+def test_unbound_projection_shapes(validator: Validator, query: str) -> None:
+    assert "unbound_projection" in codes(check(validator, query).diagnostics)
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT ?x ?y WHERE { ?x wdt:P31 wd:Q5 } VALUES ?y { 1 2 }",
+    "SELECT ?x ?n WHERE { ?x wdt:P31 wd:Q5 BIND(1 AS ?n) }",
+    "SELECT ?x (STR(?x) AS ?s) WHERE { ?x wdt:P31 wd:Q5 }",
+    "SELECT ?c WHERE { { SELECT (COUNT(?x) AS ?c) WHERE { ?x wdt:P31 wd:Q5 } } }",
+    "SELECT ?x ?l WHERE { ?x wdt:P31 wd:Q5 OPTIONAL { ?x rdfs:label ?l } }",
+    "SELECT ?k (COUNT(?x) AS ?n) WHERE { ?x wdt:P31 wd:Q5 } GROUP BY (STR(?x) AS ?k)",
+    "SELECT ?x ?v WHERE { ?x wdt:P31 wd:Q5 { ?x wdt:P21 ?v } UNION { ?x wdt:P27 ?v } }",
+    "SELECT ?item ?itemLabel ?itemDescription WHERE { ?item wdt:P31 wd:Q5 "
+    'SERVICE wikibase:label { bd:serviceParam wikibase:language "en". } }',
+    "SELECT * WHERE { ?x wdt:P31 wd:Q5 }",
+    "SELECT ?value WHERE { wd:Q1 p:P2 ?s . ?s ps:P2 ?value . ?s pq:P585 ?t }",
+])
+def test_bound_projections_pass(validator: Validator, query: str) -> None:
+    assessment = check(validator, query)
+    assert assessment.valid, assessment.diagnostics
+
+
+# -- aggregate_without_alias / ungrouped_variable -------------------------------------------------
+
+
+def test_aggregate_without_alias(validator: Validator) -> None:
+    error = only(check(validator, "SELECT COUNT(?x) WHERE { ?x wdt:P31 wd:Q5 }").diagnostics,
+                 "aggregate_without_alias")
+    assert (error.line, error.column, error.excerpt) == (1, 8, "COUNT(?x)")
+    assert "AS ?name" in error.message
+
+
+def test_ungrouped_variable(validator: Validator) -> None:
+    assessment = check(validator, "SELECT ?x (COUNT(?y) AS ?c)\nWHERE { ?x wdt:P31 ?y }")
+    error = only(assessment.diagnostics, "ungrouped_variable")
+    assert (error.line, error.column, error.excerpt) == (1, 8, "?x")
+    grouped = check(validator, "SELECT ?x (COUNT(?y) AS ?c) WHERE { ?x wdt:P31 ?y } GROUP BY ?x")
+    assert grouped.valid, grouped.diagnostics
+
+
+# -- external_service / dataset_clause --------------------------------------------------------------
+
+
+def test_external_service_points_at_the_offending_service(validator: Validator) -> None:
+    query = ("SELECT ?x ?xLabel WHERE {\n"
+             "  SERVICE wikibase:label { bd:serviceParam wikibase:language \"en\" }\n"
+             "  SERVICE <https://dbpedia.org/sparql> { ?x ?p ?o }\n}")
+    error = only(check(validator, query).diagnostics, "external_service")
+    assert (error.line, error.column) == (3, 3)
+    assert error.excerpt == "SERVICE <https://dbpedia.org/sparql>"
+
+
+def test_label_service_is_external_in_generic_mode() -> None:
+    generic = Validator(Settings.for_mode("generic", {"wikibase": "http://wikiba.se/ontology#",
+                                                      "bd": "http://www.bigdata.com/rdf#"}),
+                        autoload=False, block=BLOCK)
+    query = 'SELECT ?x WHERE { ?x ?p ?o SERVICE wikibase:label { bd:serviceParam ?p ?o } }'
+    error = only(check(generic, query).diagnostics, "external_service")
+    assert (error.column, error.excerpt) == (28, "SERVICE wikibase:label")
+
+
+def test_dataset_clause_each_clause(validator: Validator) -> None:
+    query = ("# rows from a named graph\nSELECT ?x FROM <http://example.org/a>\n"
+             "FROM NAMED <http://example.org/b> WHERE { ?x wdt:P31 wd:Q5 }")
+    found = [d for d in check(validator, query).diagnostics if d.code == "dataset_clause"]
+    assert [(d.line, d.column, d.excerpt) for d in found] == [
+        (2, 11, "FROM <http://example.org/a>"),
+        (3, 1, "FROM NAMED <http://example.org/b>"),
+    ]
+    assert all(d.severity is Severity.ERROR for d in found)
+
+
+# -- placeholder_leak / question_template / question_missing ----------------------------------------
+
+
+def test_placeholder_leak_in_the_query(validator: Validator) -> None:
+    # LC-QuAD 2.0 train uid 18212: the slot token survived into the query.
+    query = "ASK WHERE { wd:Q3591475 wdt:P2630 ?obj filter(?obj = t1270953452) } "
+    leak = only(check(validator, query).diagnostics, "placeholder_leak")
+    assert leak.severity is Severity.ERROR
+    assert (leak.line, leak.column, leak.excerpt) == (1, 54, "t1270953452")
+
+
+def test_placeholder_in_a_comment_is_not_a_leak(validator: Validator) -> None:
+    assert check(validator, "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 } # t1417656573").valid
+
+
+def test_question_diagnostics(validator: Validator) -> None:
+    report = validator.validate("What is the {country} for {head of state} of t1417656573?",
+                                ["SELECT ?x WHERE { ?x wdt:P31 wd:Q5 }"])
+    template = only(report.question_diagnostics, "question_template")
+    assert (template.line, template.column, template.excerpt) == (1, 13, "{country}")
+    leak = only(report.question_diagnostics, "placeholder_leak")
+    assert (leak.column, leak.excerpt) == (46, "t1417656573")
+    assert leak.severity is Severity.WARNING  # a question problem never invalidates a query
+    assert report.verdicts[0].valid
+
+
+@pytest.mark.parametrize("question", ["n/a", "None", " null ", '"NA"'])
+def test_question_missing(validator: Validator, question: str) -> None:
+    report = validator.validate(question, ["SELECT ?x WHERE { ?x wdt:P31 wd:Q5 }"])
+    missing = only(report.question_diagnostics, "question_missing")
+    assert missing.severity is Severity.WARNING
+    assert validator.validate("Who is Douglas Adams?", ["SELECT ?x WHERE { ?x wdt:P31 wd:Q5 }"]
+                              ).question_diagnostics == ()
+
+
+# -- form_mismatch ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("question", "query", "column"), [
+    ("Is Robert Zemeckis the director of Forrest Gump?",
+     "SELECT ?x WHERE { wd:Q134773 wdt:P57 ?x }", 1),
+    ("Who directed Forrest Gump?", "PREFIX ex: <http://example.org/select>\n"
+     "ASK { wd:Q134773 wdt:P57 wd:Q187364 }", 1),
+    ("How many children did Bach have?", "SELECT ?c WHERE { wd:Q1339 wdt:P40 ?c }", 1),
+])
+def test_form_mismatch(validator: Validator, question: str, query: str, column: int) -> None:
+    mismatch = only(check(validator, query, question).diagnostics, "form_mismatch")
+    assert mismatch.severity is Severity.WARNING
+    assert mismatch.column == column
+    assert mismatch.excerpt in ("SELECT", "ASK")
+    assert mismatch.line == query.count("\n", 0, query.index(mismatch.excerpt + " ")) + 1
+
+
+@pytest.mark.parametrize(("question", "query"), [
+    ("Is Robert Zemeckis the director of Forrest Gump?", "ASK { wd:Q134773 wdt:P57 wd:Q187364 }"),
+    ("How many children did Bach have?",
+     "SELECT (COUNT(?c) AS ?n) WHERE { wd:Q1339 wdt:P40 ?c }"),
+    ("Who directed Forrest Gump?", "SELECT ?x WHERE { wd:Q134773 wdt:P57 ?x }"),
+    ("", "ASK { wd:Q134773 wdt:P57 wd:Q187364 }"),
+])
+def test_form_matches(validator: Validator, question: str, query: str) -> None:
+    assert "form_mismatch" not in codes(check(validator, query, question).diagnostics)

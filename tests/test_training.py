@@ -1,0 +1,75 @@
+"""A tiny real training run and evaluation, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kgqa_validator.cli", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "tiny"
+    result = _cli("train", "--data", str(FIXTURES / "lcquad_tiny.json"),
+                  "--data", str(FIXTURES / "labelized_tiny.jsonl"),
+                  "--labels", str(FIXTURES / "labels.json"),
+                  "--output", str(out), "--max-steps", "3", "--batch-size", "4", "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "trained 3 steps" in result.stdout
+    return out
+
+
+def test_train_writes_a_loadable_model_with_a_calibrated_threshold(tiny_model: Path) -> None:
+    assert (tiny_model / "modules.json").is_file()
+    assert list(tiny_model.glob("*.safetensors"))
+    meta = json.loads((tiny_model / "threshold.json").read_text())
+    assert meta["recipe"]["name"] == "default"
+    assert meta["steps"] == 3
+    assert -1.0 <= meta["threshold"] <= 1.0
+    assert not (tiny_model / "checkpoint").exists() or (tiny_model / "checkpoint" / "state.json").exists()
+
+
+def test_evaluate_reports_every_set_and_writes_json_and_card(tiny_model: Path, tmp_path: Path) -> None:
+    report, card = tmp_path / "eval.json", tmp_path / "card.md"
+    result = _cli("evaluate", "--test", str(FIXTURES / "lcquad_tiny.json"),
+                  "--labelized", str(FIXTURES / "labelized_tiny.jsonl"),
+                  "--labels", str(FIXTURES / "labels.json"),
+                  "--model", str(tiny_model), "--output-json", str(report), "--card", str(card),
+                  "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(report.read_text())
+    metrics = data["models"][str(tiny_model)]
+    assert set(metrics) == {"random", "hard", "random_verbalised", "hard_verbalised", "labelized_hard"}
+    for name in ("random", "random_verbalised"):
+        for key in ("ap", "accuracy", "accuracy_threshold", "f1", "f1_threshold", "precision",
+                    "recall", "accuracy_at_stored_threshold"):
+            assert 0.0 <= metrics[name][key] <= 1.0 or key.endswith("threshold")
+    assert 0.0 <= metrics["hard"]["hits@1"] <= 1.0 and metrics["hard"]["sets"] > 0
+    text = card.read_text()
+    assert "hits@1" in text and "stored rejection threshold" in text
+
+
+def test_seed_recipe_is_the_reference_recipe() -> None:
+    from kgqa_validator.model.train import RECIPES
+
+    seed = RECIPES["seed"]
+    assert (seed.loss, seed.batch_size, seed.learning_rate, seed.epochs, seed.seed,
+            seed.max_seq_length, seed.pairs) == ("cosine", 16, 5e-5, 1, 42, 256, 12_000)
+
+
+def test_train_rejects_a_file_that_is_not_a_dataset(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not": "a dataset"')
+    result = _cli("train", "--data", str(bad), "--output", str(tmp_path / "m"), "--max-steps", "1")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
