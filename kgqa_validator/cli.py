@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -41,7 +42,9 @@ class _Parser(argparse.ArgumentParser):
 def _caret_lines(text: str, diagnostic: Diagnostic) -> list[str]:
     if diagnostic.span is None:
         return []
-    lines = text.splitlines() or [""]
+    # Lines as the diagnostics count them: split at \n only (str.splitlines would also split
+    # at \r, \x0c, U+2028 ..., which may sit inside a string literal).
+    lines = text.split("\n")
     index = diagnostic.span.line - 1
     if not 0 <= index < len(lines):
         return []
@@ -49,9 +52,20 @@ def _caret_lines(text: str, diagnostic: Diagnostic) -> list[str]:
     column = diagnostic.span.column - 1
     # Show at most 100 characters around the column so a 10 MB one-liner stays readable.
     start = max(0, column - 60)
-    snippet = source[start:start + 100].expandtabs(1)
+    snippet = _printable(source[start:start + 100].expandtabs(1))
     prefix = "…" if start else ""
     return [f"    {prefix}{snippet}", "    " + " " * (len(prefix) + column - start) + "^"]
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _printable(text: str) -> str:
+    """``text`` for a terminal line, one column per character so that the caret lines up:
+    lone surrogates (undecodable input bytes) as U+FFFD, control characters and line
+    separators as spaces."""
+    return _CONTROLS.sub(" ", _SURROGATES.sub("\ufffd", text))
 
 
 def format_diagnostic(text: str, diagnostic: Diagnostic, name: str = "query") -> list[str]:
@@ -107,6 +121,8 @@ def _add_scoring(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", action="append", default=[], type=Path, metavar="FILE",
                         help='JSON labels file {"Q42": "Douglas Adams"} (repeatable)')
     parser.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
+    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
+                        help="int8-quantized encoder (about twice as fast; see the README)")
     parser.add_argument("--threshold", type=float,
                         help="rejection threshold (default: the model's calibrated one)")
     parser.add_argument("--execute", action="store_true",
@@ -128,11 +144,17 @@ def _prefixes(items: Sequence[str]) -> dict[str, str]:
     return result
 
 
+def _positive(value: float | None, option: str) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{option} must be a positive number of seconds, not {value}")
+
+
 def _endpoint_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     if args.executor == "embedded" and args.data is None:
         raise UsageError("--executor embedded needs --data FILE")
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
+    _positive(args.timeout, "--timeout")
+    if math.isnan(args.cache_ttl):
+        raise UsageError("--cache-ttl must be a number of seconds")
     settings = replace(settings, executor=args.executor, data_file=args.data,
                        contact=args.contact, timeout_s=args.timeout, cache_dir=args.cache_dir,
                        cache_ttl_s=max(0.0, args.cache_ttl))
@@ -142,6 +164,9 @@ def _endpoint_settings(args: argparse.Namespace, settings: Settings) -> Settings
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    _positive(args.timeout_parse, "--timeout-parse")
+    if getattr(args, "threshold", None) is not None and not math.isfinite(args.threshold):
+        raise UsageError(f"--threshold must be a finite number, not {args.threshold}")
     settings = Settings.for_mode(args.mode, _prefixes(args.prefix))
     settings = replace(settings, parse_timeout_s=args.timeout_parse, **extra)
     if hasattr(args, "execute"):  # rerank / validate
@@ -151,6 +176,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
             model_path=args.model,
             threshold=args.threshold,
             execute=args.execute,
+            int8=settings.int8 if args.int8 is None else args.int8,
             endpoint_labels=args.endpoint_labels,
             check_unknown_ids=args.check_ids,
         )
@@ -177,12 +203,30 @@ def _validator(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 def _open_input(path: str) -> IO[str]:
+    # utf-8-sig: a byte order mark is not part of the first line.  surrogateescape: an
+    # undecodable byte becomes a character the parser reports (invalid_character), it does
+    # not stop the run.
     if path == "-":
         return sys.stdin
     try:
-        return open(path, encoding="utf-8", errors="surrogateescape")
+        return open(path, encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:
         raise DataFormatError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """``--output``/``--resume`` options that would lose work are usage errors."""
+    output = args.output if args.output not in (None, "-") else None
+    if args.resume and output is None:
+        raise UsageError("--resume needs --output FILE (the file to continue)")
+    if output is not None and args.jsonl not in (None, "-") and os.path.exists(output):
+        try:
+            same = os.path.samefile(args.jsonl, output)
+        except OSError:
+            same = False
+        if same:
+            raise UsageError(f"--output {output} is the input file: it would be overwritten "
+                             "before it is read")
 
 
 def _open_output(path: str | None, resume: bool) -> tuple[IO[str], int]:
@@ -209,7 +253,21 @@ def _finished_lines_valid(path: str) -> bool:
             try:
                 if json.loads(line).get("valid") is not True:
                     return False
-            except (json.JSONDecodeError, AttributeError):
+            except (json.JSONDecodeError, AttributeError, RecursionError):
+                return False
+    return True
+
+
+def _finished_lines_accepted(path: str) -> bool:
+    """Whether every finished line of a ``--resume``d rerank output accepted a candidate."""
+    with open(path, encoding="utf-8", errors="replace") as finished:
+        for line in finished:
+            try:
+                ranking = json.loads(line).get("ranking")
+            except (json.JSONDecodeError, AttributeError, RecursionError):
+                return False
+            if not isinstance(ranking, list) or not any(
+                    isinstance(r, dict) and r.get("verdict") == "accepted" for r in ranking):
                 return False
     return True
 
@@ -225,6 +283,9 @@ def _json_lines(stream: IO[str], skip: int) -> Iterator[tuple[int, dict[str, Any
         except json.JSONDecodeError as exc:
             yield number, None, f"line {number} is not JSON ({exc.msg})"
             continue
+        except RecursionError:
+            yield number, None, f"line {number} is JSON nested too deeply to read"
+            continue
         if not isinstance(row, dict):
             yield number, None, f"line {number} is not a JSON object"
             continue
@@ -238,7 +299,10 @@ def _input_error(number: int, message: str) -> dict[str, Any]:
 
 
 def _dump(row: dict[str, Any]) -> str:
-    return json.dumps(row, ensure_ascii=False, default=str)
+    text = json.dumps(row, ensure_ascii=False, default=str)
+    # A lone surrogate (a \ud800 escape in the input, an undecodable input byte) cannot be
+    # written as UTF-8: it is written as its JSON escape, which reads back as the same string.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -249,6 +313,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _check_jsonl(args)
     if args.query is None:
         raise UsageError("check: give a QUERY, '-' for standard input, or --jsonl FILE")
+    if args.output is not None or args.resume:
+        raise UsageError("check: --output and --resume go with --jsonl FILE")
     text = sys.stdin.read() if args.query == "-" else args.query
     settings = _settings(args)
     validator = _validator(args, settings)
@@ -264,6 +330,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_jsonl(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    _check_paths(args)
     workers = args.workers or max(1, os.cpu_count() or 1)
     settings = _settings(args, parse_workers=workers)
     validator = _validator(args, settings)
@@ -347,7 +416,7 @@ def _compact(value: str) -> str:
 def _read_candidates(path: Path) -> list[str]:
     """One query per line, or a JSON array of strings."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFormatError(f"cannot read {path}: {exc}") from exc
     if text.lstrip().startswith("["):
@@ -355,6 +424,8 @@ def _read_candidates(path: Path) -> list[str]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataFormatError(f"{path}: invalid JSON ({exc.msg})") from exc
+        except RecursionError as exc:
+            raise DataFormatError(f"{path}: JSON nested too deeply to read") from exc
         if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
             raise DataFormatError(f"{path}: expected a JSON array of query strings")
         return data
@@ -362,7 +433,15 @@ def _read_candidates(path: Path) -> list[str]:
 
 
 def cmd_rerank(args: argparse.Namespace) -> int:
+    from kgqa_validator.builtin.labels import load_labels
+
     settings = _settings(args)
+    if args.jsonl:
+        _check_paths(args)
+    elif args.output is not None or args.resume:
+        raise UsageError(f"{args.command}: --output and --resume go with --jsonl FILE")
+    for path in settings.labels_files:
+        load_labels(path)  # a broken labels file fails now, not at the first candidate
     _check_endpoint(settings)
     validator = _validator(args, settings)
     if args.jsonl:
@@ -385,17 +464,21 @@ def cmd_rerank(args: argparse.Namespace) -> int:
 def _rerank_jsonl(args: argparse.Namespace, validator: Any) -> int:
     source = _open_input(args.jsonl)
     out, done = _open_output(args.output, args.resume)
-    any_accepted = True
+    # Lines kept by --resume count for the exit status as much as the new ones.
+    any_accepted = _finished_lines_accepted(args.output) if done else True
     try:
         for number, row, error in _json_lines(source, done):
             if row is None:
-                result = _input_error(number, error)
+                result = {**_input_error(number, error), "ranking": []}
+                any_accepted = False
             elif not isinstance(row.get("question"), str) or not isinstance(
                     row.get("candidates"), list) or not all(
                     isinstance(c, str) for c in row["candidates"]):
                 bad = _input_error(number, f"line {number}: expected 'question' (string) and "
                                            "'candidates' (list of strings)")
-                result = {**row, "valid": False, "diagnostics": bad["diagnostics"]}
+                # Every output line has a ranking, empty for a line that could not be read.
+                result = {**row, "ranking": [], "valid": False, "diagnostics": bad["diagnostics"]}
+                any_accepted = False
             else:
                 report = validator.validate(row["question"], row["candidates"])
                 data = report.to_dict()
@@ -404,8 +487,6 @@ def _rerank_jsonl(args: argparse.Namespace, validator: Any) -> int:
                 if data["notes"]:
                     result["notes"] = data["notes"]
                 any_accepted = any_accepted and report.best is not None
-            if "ranking" not in result:
-                any_accepted = False
             out.write(_dump(result) + "\n")
             out.flush()
     finally:
@@ -512,7 +593,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     models = args.model or [None]
     result = evaluate_models(
         models, test=args.test, labelized=args.labelized, labels=labels, limit=args.limit,
-        json_path=args.output_json, card_path=args.card, progress=not args.quiet)
+        json_path=args.output_json, card_path=args.card, progress=not args.quiet, int8=args.int8)
     for name, sets in result["models"].items():
         print(name)
         for set_name, metrics in sets.items():
@@ -605,13 +686,42 @@ def build_parser() -> argparse.ArgumentParser:
                           help="examples per evaluation set (default 2000)")
     evaluate.add_argument("--output-json", type=Path, help="write the metrics here")
     evaluate.add_argument("--card", type=Path, help="write a markdown model card here")
+    evaluate.add_argument("--int8", action="store_true",
+                          help="also evaluate each model with int8 quantization (as --int8 scores)")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
     return parser
 
 
+def _one_line(message: object) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= 500 else text[:499] + "…"
+
+
+def _tolerant_streams() -> None:
+    """Undecodable input bytes and unencodable characters never stop the CLI.
+
+    Standard input reads like an input file (see :func:`_open_input`); standard output and
+    error write a lone surrogate as its backslash escape (valid JSON in a JSON string).
+    """
+    for stream, options in ((sys.stdin, {"encoding": "utf-8-sig", "errors": "surrogateescape"}),
+                            (sys.stdout, {"errors": "backslashreplace"}),
+                            (sys.stderr, {"errors": "backslashreplace"})):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:
+            continue
+        try:
+            if "encoding" in options and (getattr(stream, "encoding", "") or "").lower().replace(
+                    "-", "").replace("_", "") not in ("utf8", "utf8sig"):
+                options = {"errors": options["errors"]}  # keep a non-UTF-8 locale's encoding
+            reconfigure(**options)
+        except (ValueError, OSError, AttributeError):
+            pass  # a replaced stream (tests, embedding) is left as it is
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    _tolerant_streams()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -625,12 +735,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("kgqa-validator: interrupted (finished results were written)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (KgqaValidatorError, ConfigurationError) as exc:
-        print(f"kgqa-validator: error: {exc}", file=sys.stderr)
+        print(f"kgqa-validator: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK
     except OSError as exc:
-        print(f"kgqa-validator: error: {exc}", file=sys.stderr)
+        print(f"kgqa-validator: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: still one line and exit 2; the traceback with -v
+        logging.getLogger(__name__).info("unexpected error", exc_info=True)
+        print(f"kgqa-validator: internal error: {type(exc).__name__}: {_one_line(exc)} "
+              "(run with -v for the traceback)", file=sys.stderr)
         return EXIT_ERROR
 
 

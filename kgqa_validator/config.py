@@ -39,6 +39,7 @@ class Settings:
     parse_workers: int = 1
     threshold: float | None = None
     model_path: Path | None = None
+    int8: bool = False
     labels_files: tuple[Path, ...] = ()
     execute: bool = False
     endpoint: str = WIKIDATA_ENDPOINT

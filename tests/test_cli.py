@@ -26,6 +26,14 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
                           capture_output=True, text=True, env=env, timeout=120)
 
 
+def run_bytes(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """The CLI under a strict UTF-8 locale (as en_US.UTF-8 gives), bytes in and out."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
+    env["PYTHONIOENCODING"] = "utf-8:strict"
+    return subprocess.run([sys.executable, "-m", "kgqa_validator.cli", *args], input=stdin,
+                          capture_output=True, env=env, timeout=120)
+
+
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows),
                     encoding="utf-8")
@@ -67,6 +75,24 @@ def test_check_reads_standard_input() -> None:
     assert caret[index + 2].index("^") == 4 + 11
 
 
+@pytest.mark.parametrize("query", [
+    'SELECT ?x WHERE { ?x rdfs:label "a\u2028b" . ?x foo:bar ?y }',  # in a string literal
+    'SELECT ?x WHERE { ?x rdfs:label "a\x85b" . ?x foo:bar ?y }',
+    'SELECT ?x WHERE { ?x rdfs:label "ab"\r. ?x foo:bar ?y }',        # a lone CR: whitespace
+])
+def test_caret_lines_count_newlines_only(query: str) -> None:
+    # Only \n starts a new line for the diagnostics, so the caret line must follow the same
+    # rule (str.splitlines would split at each of these).
+    (separator,) = [c for c in query if c in "\u2028\x85\r"]
+    done = run("check", query)
+    lines = done.stdout.splitlines()  # the output itself has no such separators left
+    index = next(i for i, line in enumerate(lines) if "[unknown_prefix]" in line)
+    column = query.index("foo:bar") + 1
+    assert lines[index].startswith(f"query:1:{column}:")
+    assert lines[index + 1] == "    " + query.replace(separator, " ")
+    assert lines[index + 2] == "    " + " " * (column - 1) + "^"
+
+
 def test_check_json() -> None:
     done = run("check", "--json", "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 }")
     assert done.returncode == 1
@@ -101,7 +127,16 @@ def test_a_ten_megabyte_one_liner_prints_a_short_caret() -> None:
     ("check", "--mode", "sparql-2", VALID),
     ("check", "--prefix", "nonsense", VALID),
     ("check", "--jsonl", "/nonexistent/queries.jsonl"),
+    ("check", "--jsonl", str(Path(__file__).parent)),  # a directory
     ("check", "--no-such-option", VALID),
+    ("check", "--timeout-parse", "0", VALID),
+    ("check", "--timeout-parse", "nan", VALID),
+    ("check", "--jsonl", "-", "--workers", "0"),
+    ("check", "--jsonl", "-", "--resume"),  # nothing to continue
+    ("check", "--output", "out.jsonl", VALID),  # --output is for --jsonl
+    ("rerank", "--no-plugins", "--block", "scoring", "--threshold", "nan", "-q", "Who?", VALID),
+    ("rerank", "--no-plugins", "--block", "scoring", "--labels", "/nonexistent/labels.json",
+     "-q", "Who?", VALID),
 ])
 def test_usage_errors_exit_2_with_one_line(args: tuple[str, ...]) -> None:
     done = run(*args)
@@ -168,7 +203,7 @@ def test_jsonl_resume_keeps_finished_lines(tmp_path: Path) -> None:
     kept = [json.dumps({**json.loads(line), "kept": True}) + "\n" for line in complete[:2]]
     output.write_text("".join(kept) + complete[2][:15], encoding="utf-8")
     done = run("check", "--jsonl", str(source), "--output", str(output), "--resume")
-    assert done.returncode in (0, 1), done.stderr
+    assert done.returncode == 1, done.stderr  # kept line 0 is invalid
     text = output.read_text(encoding="utf-8")
     assert text.startswith("".join(kept))
     rows = read_jsonl(output)
@@ -211,3 +246,132 @@ def test_jsonl_workers_option(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", [{"sparql": VALID}] * 4)
     done = run("check", "--jsonl", str(source), "--workers", "1")
     assert done.returncode == 0 and len(done.stdout.splitlines()) == 4
+
+
+def test_jsonl_output_over_its_own_input_is_refused(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"sparql": VALID}, {"sparql": INVALID}])
+    before = source.read_bytes()
+    done = run("check", "--jsonl", str(source), "--output", str(source))
+    assert done.returncode == 2 and "input file" in done.stderr
+    assert source.read_bytes() == before  # the input was not truncated
+
+
+# -- bytes that are not UTF-8, characters that are not encodable, JSON that is too deep --------
+
+
+def test_jsonl_with_undecodable_bytes_and_lone_surrogates(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({"n": 0, "sparql": VALID}).encode() + b"\n"  # a BOM first
+        + b'{"n": 1, "sparql": "SELECT ?x WHERE { ?x ?p \xff }"}\n'            # not UTF-8
+        + b'{"n": 2, "sparql": "SELECT ?x WHERE { ?x ?p \\ud800 }"}\n'          # a JSON escape
+        + b"[" * 100_000 + b"]" * 100_000 + b"\n"                              # too deep to read
+        + b"\x00\x01\x02\xfe garbage\n")
+    for output in (None, tmp_path / "out.jsonl"):
+        args = ["check", "--jsonl", str(source)] + (["--output", str(output)] if output else [])
+        done = run_bytes(*args)
+        assert done.returncode == 1, done.stderr
+        assert b"Traceback" not in done.stderr
+        written = output.read_bytes() if output else done.stdout
+        rows = [json.loads(line) for line in written.decode("utf-8").splitlines()]
+        assert [r.get("n") for r in rows] == [0, 1, 2, None, None]
+        assert rows[0]["valid"] is True
+        for row, column in ((rows[1], 25), (rows[2], 25)):
+            assert row["valid"] is False
+            (error,) = row["diagnostics"]
+            assert (error["code"], error["line"], error["column"]) == ("invalid_character", 1, column)
+        assert rows[2]["sparql"] == "SELECT ?x WHERE { ?x ?p \ud800 }"  # written back as it came
+        assert [r["line"] for r in rows[3:]] == [4, 5]
+        assert all(r["diagnostics"][0]["code"] == "invalid_input" for r in rows[3:])
+        assert "too deeply" in rows[3]["diagnostics"][0]["message"]
+
+
+def test_check_reads_undecodable_standard_input() -> None:
+    for args in (("check", "-"), ("check", "--json", "-")):
+        done = run_bytes(*args, stdin=b"SELECT ?x WHERE { ?x ?p \xff }")
+        assert done.returncode == 1, done.stderr
+        assert done.stderr == b""
+        text = done.stdout.decode("utf-8")  # what was written is UTF-8
+        assert "invalid_character" in text
+    caret = run_bytes("check", "-", stdin=b"SELECT ?x WHERE { ?x ?p \xff }").stdout.decode()
+    lines = caret.splitlines()
+    index = next(i for i, line in enumerate(lines) if "[invalid_character]" in line)
+    assert lines[index + 2].index("^") == 4 + 24  # one column per undecodable byte
+
+
+def test_check_query_argument_with_undecodable_bytes() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
+    env["PYTHONIOENCODING"] = "utf-8:strict"
+    done = subprocess.run([sys.executable, "-m", "kgqa_validator.cli", "check", "--json",
+                           os.fsdecode(b"SELECT ?x WHERE { ?x ?p \xff }")],
+                          capture_output=True, env=env, timeout=120)
+    assert done.returncode == 1 and done.stderr == b""
+    result = json.loads(done.stdout.decode("utf-8"))
+    assert [d["code"] for d in result["diagnostics"]] == ["invalid_character"]
+
+
+# -- --prefix -----------------------------------------------------------------------------------
+
+
+def test_prefix_option_declares_a_prefix() -> None:
+    query = "SELECT ?x WHERE { ?x ex:p ?y }"
+    assert "[unknown_prefix]" in run("check", "--mode", "generic", query).stdout
+    done = run("check", "--mode", "generic", "--prefix", "ex=<http://example.org/>", query)
+    assert done.returncode == 0, done.stdout
+    assert run("check", "--prefix", "ex=http://example.org/", query).returncode == 0
+
+
+# -- rerank --jsonl, without a scorer -------------------------------------------------------------
+
+
+def test_rerank_jsonl_keeps_fields_and_survives_bad_lines(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [
+        {"id": "a", "question": "Who?", "candidates": [INVALID, VALID]},
+        "not json",
+        {"id": "c", "question": "Who?", "candidates": "SELECT ?x WHERE { ?x ?p ?o }"},
+        {"id": "d", "question": 7, "candidates": [VALID]},
+        {"id": "e", "question": "Who?", "candidates": [INVALID]},
+    ])
+    output = tmp_path / "out.jsonl"
+    done = run("rerank", "--no-plugins", "--block", "scoring", "--jsonl", str(source),
+               "--output", str(output))
+    assert done.returncode == 1, done.stderr
+    rows = read_jsonl(output)
+    assert [r.get("id") for r in rows] == ["a", None, "c", "d", "e"]
+    assert all(isinstance(r["ranking"], list) for r in rows)
+    first = rows[0]
+    assert first["candidates"] == [INVALID, VALID]
+    assert [(r["index"], r["verdict"]) for r in first["ranking"]] == [(1, "accepted"),
+                                                                       (0, "rejected")]
+    assert first["ranking"][1]["diagnostics"][0]["code"] == "syntax_error"
+    assert first["notes"]  # no scorer: said so
+    for row in rows[1:4]:
+        assert row["ranking"] == [] and row["diagnostics"][0]["code"] == "invalid_input"
+    assert rows[1]["line"] == 2
+    assert [r["verdict"] for r in rows[4]["ranking"]] == ["rejected"]
+    # Only lines with an accepted candidate: exit 0.
+    good = write_jsonl(tmp_path / "good.jsonl", [{"question": "Who?", "candidates": [VALID]}] * 2)
+    done = run("rerank", "--no-plugins", "--block", "scoring", "--jsonl", str(good))
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2
+
+
+def test_rerank_jsonl_resume_counts_the_kept_lines(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"n": 0, "question": "Who?", "candidates": [INVALID]}]
+                         + [{"n": i, "question": "Who?", "candidates": [VALID]} for i in (1, 2)])
+    output = tmp_path / "out.jsonl"
+    base = ("rerank", "--no-plugins", "--block", "scoring", "--jsonl", str(source),
+            "--output", str(output))
+    assert run(*base).returncode == 1
+    finished = output.read_text(encoding="utf-8").splitlines(keepends=True)
+    output.write_text(finished[0] + finished[1][:10], encoding="utf-8")  # interrupted
+    assert run(*base, "--resume").returncode == 1  # the kept line accepted nothing
+    assert [r["n"] for r in read_jsonl(output)] == [0, 1, 2]
+    output.write_text("", encoding="utf-8")
+    source.write_text("".join(json.dumps({"question": "Who?", "candidates": [VALID]}) + "\n"
+                              for _ in range(3)), encoding="utf-8")
+    assert run(*base).returncode == 0
+    output.write_text(output.read_text(encoding="utf-8").splitlines(keepends=True)[0],
+                      encoding="utf-8")
+    assert run(*base, "--resume").returncode == 0
+    assert len(read_jsonl(output)) == 3

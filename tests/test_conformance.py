@@ -17,6 +17,8 @@ syntax-sparql5 2/2.
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,9 @@ EXPECTED = {"sparql11/syntax-query": 94, "sparql11/syntax-fed": 3, "sparql10/syn
             "sparql10/syntax-sparql2": 53, "sparql10/syntax-sparql3": 51,
             "sparql10/syntax-sparql4": 12, "sparql10/syntax-sparql5": 2}
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"W3C test data not found at {DATA}")
+# A clean clone in CI has ../shared beside it: there a missing folder fails the test.
+pytestmark = pytest.mark.skipif(not DATA.is_dir() and not os.environ.get("CI"),
+                                reason=f"W3C test data not found at {DATA}")
 
 
 @dataclass(frozen=True)

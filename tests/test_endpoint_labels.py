@@ -218,3 +218,13 @@ def test_cache_dir_is_configurable_and_used(scripted_server, tmp_path):
     lookup(["Q42"], Settings(endpoint=scripted_server.url, endpoint_labels=True, cache_dir=cache))
     assert (cache / "labels.sqlite3").is_file()
     assert not (Path(tmp_path) / "labels.sqlite3").exists()
+
+
+def test_default_cache_is_under_the_users_cache_directory(scripted_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    scripted_server.script(Reply(200, label_answer({"Q42": "Douglas Adams"})))
+    settings = Settings(endpoint=scripted_server.url, endpoint_labels=True)  # no cache_dir
+    assert lookup(["Q42"], settings).labels == {"Q42": "Douglas Adams"}
+    assert (tmp_path / "xdg" / "kgqa-validator" / "labels.sqlite3").is_file()
+    assert lookup(["Q42"], settings).labels == {"Q42": "Douglas Adams"}
+    assert len(scripted_server.requests) == 1  # the second lookup was answered from there

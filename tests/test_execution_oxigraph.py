@@ -214,7 +214,10 @@ def test_validator_executes_valid_candidates(kind, oxigraph_endpoint, tmp_path):
     assert ask.execution is not None and ask.execution.boolean is True
     assert right.decision is Decision.ACCEPTED
     data = report.to_dict()
-    assert data["ranking"][0]["execution"]["status"] in ("ok", "empty")
+    # No scorer: valid candidates in input order, the right one (an answer) first.
+    assert [(r["index"], r["verdict"]) for r in data["ranking"]] == [
+        (0, "accepted"), (1, "accepted"), (3, "accepted"), (2, "rejected")]
+    assert data["ranking"][0]["execution"]["status"] == "ok"
     expected_endpoint = oxigraph_endpoint if kind == "http" else f"embedded:{FIXTURE_GRAPH}"
     assert right.execution.endpoint == expected_endpoint
 

@@ -9,6 +9,8 @@ entry in this list.
 
 from __future__ import annotations
 
+import os
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,9 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lcquad2
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not DATA.is_dir(), reason=f"LC-QuAD 2.0 data not found at {DATA}"),
+    # A clean clone in CI has ../shared beside it: there a missing folder fails the test.
+    pytest.mark.skipif(not DATA.is_dir() and not os.environ.get("CI"),
+                       reason=f"LC-QuAD 2.0 data not found at {DATA}"),
 ]
 
 

@@ -35,6 +35,7 @@ from kgqa_validator import (
     hookspecs,
 )
 from kgqa_validator.plugins import PluginManager
+from kgqa_validator.validator import NO_SCORER_NOTE
 
 QUERY = "SELECT ?x WHERE { wd:Q25338 wdt:P50 ?x }"
 BROKEN = "SELECT ?x WHERE { wd:Q25338 wdt:P50 }"
@@ -210,12 +211,21 @@ def test_kgqa_score() -> None:
     scorer = FakeScorer(threshold=0.5)
     validator = Validator(plugin_manager=manager(scorer, FirstScoreWins()))
     unrelated = "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 }"
-    report = validator.validate("select x where", [unrelated, QUERY, BROKEN])
+    partly = "SELECT ?x WHERE { wd:Q25338 wdt:P31 ?x }"
+    # Question words x, q25338, p50: QUERY has all three, partly two, unrelated one.
+    report = validator.validate("x Q25338 P50", [unrelated, BROKEN, partly, QUERY])
     assert report.scorer == "fake"
-    by_query = {v.candidate.sparql: v for v in report.verdicts}
-    assert by_query[QUERY].score == pytest.approx(1.0)
-    assert by_query[BROKEN].score is None  # invalid candidates are never scored
-    assert all(v.decision is Decision.ACCEPTED for v in report.verdicts if v.valid)
+    assert scorer.seen_texts == [unrelated, partly, QUERY]  # invalid candidates never scored
+    assert [(v.candidate.sparql, v.decision, v.score) for v in report.verdicts] == [
+        (QUERY, Decision.ACCEPTED, pytest.approx(1.0)),
+        (partly, Decision.ACCEPTED, pytest.approx(2 / 3)),
+        (unrelated, Decision.REJECTED, pytest.approx(1 / 3)),  # below the scorer's 0.5
+        (BROKEN, Decision.REJECTED, None),
+    ]
+    assert [v.rank for v in report.verdicts] == [1, 2, 3, 4]
+    below = [d for d in report.verdicts[2].diagnostics if d.code == "below_threshold"]
+    assert len(below) == 1 and "0.333" in below[0].message and "0.500" in below[0].message
+    assert report.best is not None and report.best.candidate.sparql == QUERY
 
 
 def test_kgqa_score_abstaining_leaves_candidates_unscored() -> None:
@@ -228,7 +238,9 @@ def test_kgqa_score_abstaining_leaves_candidates_unscored() -> None:
     report = Validator(plugin_manager=manager(Abstains(), FirstScoreWins())).validate(
         "Who wrote it?", [QUERY])
     assert report.scorer is None and report.verdicts[0].score is None
-    assert report.notes  # the report says that nothing scored the candidates
+    # The report says that nothing scored the candidates.
+    assert report.notes == (NO_SCORER_NOTE,)
+    assert "no scorer" in NO_SCORER_NOTE
 
 
 def test_kgqa_combine_scores() -> None:
@@ -327,6 +339,46 @@ def test_kgqa_execute() -> None:
     assert best.execution.rows == ({"x": "Douglas Adams"},)
     assert best.execution.producer == "executor"
     assert validator.validate("Who wrote it?", [QUERY]).verdicts[0].execution is None
+
+
+def test_builtin_decision_uses_execution_results() -> None:
+    # The documented rule (builtin/decide.py): among accepted candidates, one with an answer
+    # moves ahead of an empty one scoring at most EXECUTION_MARGIN (0.05) higher; an answer
+    # the endpoint rejected or could not give rejects the candidate.
+    scores = {"Q1": 0.90, "Q2": 0.88, "Q3": 0.70, "Q4": 0.60, "Q5": 0.95}
+    outcomes = {"Q1": "empty", "Q2": "ok", "Q3": "ok", "Q4": "empty", "Q5": "rejected"}
+
+    def qid(sparql: str) -> str:
+        return re.findall(r"wd:(Q\d+)", sparql)[0]
+
+    class Scorer:
+        @hookimpl
+        def kgqa_score(self, question: Question, candidates: Sequence[Candidate],
+                       texts: Sequence[str], settings: Settings) -> Sequence[Score]:
+            return [Score(scores[qid(c.sparql)], "fixed", 0.5) for c in candidates]
+
+    class Executor:
+        @hookimpl
+        def kgqa_execute(self, candidate: Candidate, parsed: ParsedQuery,
+                         settings: Settings) -> Execution:
+            status = outcomes[qid(candidate.sparql)]
+            return Execution(status, "test://endpoint", row_count=1 if status == "ok" else 0,
+                             producer="executor")
+
+    queries = {q: f"SELECT ?x WHERE {{ ?x wdt:P31 wd:{q} }}" for q in scores}
+    validator = Validator(Settings(execute=True),
+                          plugin_manager=manager(Scorer(), Executor(), FirstScoreWins()))
+    # Executed are the best three: Q5, Q1, Q2.
+    report = validator.validate("Which?", list(queries.values()))
+    order = [(qid(v.candidate.sparql), v.decision) for v in report.verdicts]
+    assert order == [("Q2", Decision.ACCEPTED),   # an answer, 0.02 below the empty Q1
+                     ("Q1", Decision.ACCEPTED),
+                     ("Q3", Decision.ACCEPTED),   # not executed, kept in score order
+                     ("Q4", Decision.ACCEPTED),
+                     ("Q5", Decision.REJECTED)]   # the endpoint rejected it
+    # Beyond the margin the score wins: Q1 (empty) stays ahead of Q3 (an answer, 0.20 lower).
+    report = validator.validate("Which?", [queries["Q3"], queries["Q1"]])
+    assert [qid(v.candidate.sparql) for v in report.verdicts] == ["Q1", "Q3"]
 
 
 def test_kgqa_execute_runs_at_most_three() -> None:

@@ -173,6 +173,26 @@ def test_form_mismatch(validator: Validator, question: str, query: str, column: 
     assert mismatch.line == query.count("\n", 0, query.index(mismatch.excerpt + " ")) + 1
 
 
+def test_form_mismatch_count_for_a_question_that_does_not_count(validator: Validator) -> None:
+    # LC-QuAD 2.0 has such pairs: a count template verbalised as an ordinary question.
+    query = "SELECT (COUNT(?obj) AS ?value) WHERE { wd:Q302 wdt:P1559 ?obj }"
+    mismatch = only(check(validator, query, "What were the last words of Jesus Christ?").diagnostics,
+                    "form_mismatch")
+    assert (mismatch.severity, mismatch.line, mismatch.column, mismatch.excerpt) == (
+        Severity.WARNING, 1, 1, "SELECT")
+    assert "count" in mismatch.message
+    for question in ("Tell me the number of words Jesus said", "What is the total of his words?",
+                     "how much did he say?"):
+        assert "form_mismatch" not in codes(check(validator, query, question).diagnostics), question
+    # A count that is not the answer (ranking by a count) is not a mismatch.
+    ranked = ("SELECT ?c (COUNT(?city) AS ?n) WHERE { ?city wdt:P17 ?c } GROUP BY ?c "
+              "ORDER BY DESC(?n) LIMIT 1")
+    assert "form_mismatch" not in codes(
+        check(validator, ranked, "Which country has the most cities?").diagnostics)
+    nested = "SELECT ?x WHERE { { SELECT (COUNT(?y) AS ?x) WHERE { ?y wdt:P31 wd:Q5 } } }"
+    assert "form_mismatch" not in codes(check(validator, nested, "Who is it?").diagnostics)
+
+
 @pytest.mark.parametrize(("question", "query"), [
     ("Is Robert Zemeckis the director of Forrest Gump?", "ASK { wd:Q134773 wdt:P57 wd:Q187364 }"),
     ("How many children did Bach have?",

@@ -2,6 +2,11 @@
 
 Codes (see the README's table): ``unbound_projection``, ``external_service``,
 ``dataset_clause``, ``placeholder_leak``, ``question_template``, ``form_mismatch``.
+
+``form_mismatch`` (a warning) compares the question with the query's form: a yes/no question
+without ASK, an ASK query for a question that is not yes/no, a "how many" question whose
+SELECT does not COUNT, and a SELECT that answers with nothing but a COUNT for a question that
+does not ask for a number.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ _YES_NO = re.compile(
 )
 _HOW_MANY = re.compile(r"^\s*(?:how\s+many|what\s+is\s+the\s+number\s+of|count\s+the)\b",
                        re.IGNORECASE)
+# Anywhere in a question, any of these may ask for a count ("Tell me the number of ...").
+_ASKS_A_COUNT = re.compile(
+    r"\bhow\s+(?:many|much|often)\b|\bnumbers?\b|\bcount(?:s|ed|ing)?\b"
+    r"|\bamount\b|\btotal\b|\bquantity\b",
+    re.IGNORECASE)
 
 
 def _expand(name: str, prefixes: dict[str, str]) -> str:
@@ -115,8 +125,54 @@ def _form_mismatch(question: str, parsed: ParsedQuery, text: str) -> list[Diagno
             and not re.search(r"\bCOUNT\s*\(", text, re.IGNORECASE):
         out.add("form_mismatch", Severity.WARNING,
                 "the question asks 'how many', but the query does not COUNT", keyword_offset)
+    elif parsed.form is Form.SELECT and not _ASKS_A_COUNT.search(question) \
+            and re.search(r"\bCOUNT\s*\(", text, re.IGNORECASE) and _projects_only_a_count(text):
+        out.add("form_mismatch", Severity.WARNING,
+                "the query answers with a count, but the question does not ask how many",
+                keyword_offset)
     found.extend(out.items)
     return found
+
+
+def _projects_only_a_count(text: str) -> bool:
+    """Whether the outermost SELECT projects nothing but one ``(COUNT(...) AS ?v)``."""
+    tokens = tokenize(text)
+    depth = 0
+    start = None
+    for i, token in enumerate(tokens):
+        if token.kind == "punct" and token.text in "({[":
+            depth += 1
+        elif token.kind == "punct" and token.text in ")}]":
+            depth -= 1
+        elif depth == 0 and token.kind == "word" and token.upper == "SELECT":
+            start = i + 1
+            break
+    if start is None:
+        return False
+    projection = []
+    depth = 0
+    for token in tokens[start:]:
+        if depth == 0 and (token.text == "{" or token.upper in ("WHERE", "FROM")):
+            break
+        if token.kind == "punct" and token.text == "(":
+            depth += 1
+        elif token.kind == "punct" and token.text == ")":
+            depth -= 1
+        projection.append(token)
+    if projection and projection[0].upper in ("DISTINCT", "REDUCED"):
+        projection = projection[1:]
+    if len(projection) < 4 or projection[0].text != "(" or projection[1].upper != "COUNT":
+        return False
+    # The parenthesis opened first must be the one that closes last: a single expression.
+    depth = 0
+    for k, token in enumerate(projection):
+        if token.kind == "punct" and token.text == "(":
+            depth += 1
+        elif token.kind == "punct" and token.text == ")":
+            depth -= 1
+            if depth == 0:
+                return k == len(projection) - 1
+    return False
 
 
 @hookimpl(trylast=True)

@@ -13,17 +13,18 @@ from kgqa_validator.model.encoder import Encoder
 from kgqa_validator.types import Candidate, Question, Score
 
 PRODUCER = "encoder"
-_ENCODERS: dict[Path | None, Encoder] = {}
+_ENCODERS: dict[tuple[Path | None, bool], Encoder] = {}
 _LOCK = threading.Lock()
 
 
 def encoder_for(settings: Settings) -> Encoder:
     """One encoder per model folder for the whole process (the model loads once)."""
     with _LOCK:
-        encoder = _ENCODERS.get(settings.model_path)
+        key = (settings.model_path, settings.int8)
+        encoder = _ENCODERS.get(key)
         if encoder is None:
-            encoder = Encoder(settings.model_path)
-            _ENCODERS[settings.model_path] = encoder
+            encoder = Encoder(settings.model_path, int8=settings.int8)
+            _ENCODERS[key] = encoder
         return encoder
 
 

@@ -35,10 +35,26 @@ def read_threshold(model_dir: Path) -> float:
         raise ModelError(f"{meta}: no calibrated threshold ({exc})") from exc
 
 
+def quantize(model: Any) -> Any:
+    """Dynamic int8 quantization of the Linear layers: about twice as fast on a CPU.
+
+    Cosines move by a few thousandths (see the README's benchmark figures); on a torch build
+    without quantized kernels the fp32 model is kept.
+    """
+    import torch
+
+    try:
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    except (RuntimeError, AttributeError, NotImplementedError) as exc:
+        log.warning("int8 quantization unavailable (%s); using fp32", exc)
+        return model
+
+
 class Encoder:
     """Embeds texts with a sentence-transformers model; embeddings are cached by text."""
 
-    def __init__(self, model_dir: str | Path | None = None, cache_size: int = 4096) -> None:
+    def __init__(self, model_dir: str | Path | None = None, cache_size: int = 4096,
+                 int8: bool = False) -> None:
         self.model_dir = Path(model_dir) if model_dir else SHIPPED_MODEL
         if not (self.model_dir / "modules.json").is_file():
             raise ModelError(
@@ -46,6 +62,7 @@ class Encoder:
                 "or pass --model"
             )
         self.threshold = read_threshold(self.model_dir)
+        self.int8 = int8
         self._model: Any = None
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
@@ -60,8 +77,9 @@ class Encoder:
             from kgqa_validator.model.train import load_sentence_model
 
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            self._model = load_sentence_model(self.model_dir, device="cpu")
-            self._model.eval()
+            model = load_sentence_model(self.model_dir, device="cpu")
+            model.eval()
+            self._model = quantize(model) if self.int8 else model
         return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -98,11 +98,13 @@ def binary_metrics(scores: Sequence[float], labels: Sequence[int],
 class _Scorer:
     """Encodes each distinct text once per model (the sets share most texts)."""
 
-    def __init__(self, model_dir: Path, progress: bool) -> None:
+    def __init__(self, model_dir: Path, progress: bool, int8: bool = False) -> None:
+        from kgqa_validator.model.encoder import quantize
         from kgqa_validator.model.train import load_sentence_model
 
-        self.model = load_sentence_model(model_dir, device=None)
-        self.model.eval()
+        model = load_sentence_model(model_dir, device="cpu" if int8 else None)
+        model.eval()
+        self.model = quantize(model) if int8 else model
         self.progress = progress
         self.cache: dict[str, Any] = {}
 
@@ -175,9 +177,13 @@ def build_sets(test: Path, labelized: Path | None, labels: Mapping[str, str],
 def evaluate_models(
     models: Sequence[Path | None], *, test: Path, labelized: Path | None = None,
     labels: Mapping[str, str] | None = None, limit: int = 2000, json_path: Path | None = None,
-    card_path: Path | None = None, progress: bool = True,
+    card_path: Path | None = None, progress: bool = True, int8: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate each model folder (``None`` = the shipped model) on the same fixed sets."""
+    """Evaluate each model folder (``None`` = the shipped model) on the same fixed sets.
+
+    With ``int8`` each model is also evaluated quantized (as ``--int8`` scores), under the name
+    ``<model> (int8)``.
+    """
     sets = build_sets(test, labelized, labels or {}, limit)
     result: dict[str, Any] = {
         "test": str(test), "labelized": str(labelized) if labelized else None,
@@ -186,11 +192,12 @@ def evaluate_models(
         "set_kinds": {name: kind for name, (kind, _) in sets.items()},
         "models": {}, "recipes": {},
     }
-    for model in models:
+    variants = [(m, False) for m in models] + ([(m, True) for m in models] if int8 else [])
+    for model, quantized in variants:
         folder = Path(model) if model else SHIPPED_MODEL
         stored = read_threshold(folder) if (folder / "threshold.json").is_file() else None
-        scorer = _Scorer(folder, progress)
-        name = str(model) if model else "shipped"
+        scorer = _Scorer(folder, progress, int8=quantized)
+        name = (str(model) if model else "shipped") + (" (int8)" if quantized else "")
         result["models"][name] = _evaluate_sets(scorer, sets, stored)
         meta_file = folder / "threshold.json"
         result["recipes"][name] = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
