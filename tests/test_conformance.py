@@ -18,7 +18,6 @@ syntax-sparql5 2/2.
 from __future__ import annotations
 
 import os
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path

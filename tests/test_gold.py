@@ -9,9 +9,8 @@ entry in this list.
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
