@@ -574,8 +574,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     for path in args.labels:
         labels.update(load_labels(path))
-    result = train(args.data, args.output, recipe, labels=labels, exclude=args.exclude,
+    result = train(args.data, args.output, recipe, labels=labels, exclude=args.exclude, base=args.base,
                    max_steps=args.max_steps, resume=args.resume, device=args.device,
+                   calibrate_only=args.calibrate_only,
                    fp16=not args.fp32, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every)
     print(f"trained {result.steps} steps in {result.seconds:.0f}s -> {result.output} "
@@ -658,11 +659,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training file: LC-QuAD 2.0 JSON, labelized JSONL, LC-QuAD-NoA "
                             "JSON or {question, sparql, label} JSONL (repeatable)")
     train.add_argument("--output", "-o", required=True, type=Path, help="model folder to write")
-    train.add_argument("--recipe", choices=["default", "seed"], default="default")
+    train.add_argument("--recipe", choices=["default", "seed", "labelized-stage"], default="default")
     train.add_argument("--labels", action="append", default=[], type=Path,
                        help="labels file for the verbalised examples (repeatable)")
     train.add_argument("--exclude", action="append", default=[], type=Path,
                        help="never train on questions or queries of this file (a test split)")
+    train.add_argument("--base", type=Path,
+                       help="start from this model folder (default: the base all-MiniLM-L6-v2)")
     train.add_argument("--epochs", type=float)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float)
@@ -670,6 +673,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help="stop after this many steps")
     train.add_argument("--checkpoint-every", type=int, default=200)
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    train.add_argument("--calibrate-only", action="store_true",
+                       help="only recompute --output's thresholds on this data's calibration slice")
     train.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     train.add_argument("--fp32", action="store_true", help="save fp32 weights (default fp16)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -26,11 +26,13 @@ log = logging.getLogger(__name__)
 SHIPPED_MODEL = Path(__file__).resolve().parent / "shipped"
 
 
-def read_threshold(model_dir: Path) -> float:
-    """The calibrated rejection threshold stored beside the weights."""
+def read_threshold(model_dir: Path, int8: bool = False) -> float:
+    """The calibrated rejection threshold stored beside the weights (int8 scoring has its own;
+    a model calibrated before int8 existed falls back to the fp32 one)."""
     meta = model_dir / "threshold.json"
     try:
-        return float(json.loads(meta.read_text())["threshold"])
+        data = json.loads(meta.read_text())
+        return float(data.get("threshold_int8", data["threshold"]) if int8 else data["threshold"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{meta}: no calibrated threshold ({exc})") from exc
 
@@ -41,10 +43,15 @@ def quantize(model: Any) -> Any:
     Cosines move by a few thousandths (see the README's benchmark figures); on a torch build
     without quantized kernels the fp32 model is kept.
     """
+    import warnings
+
     import torch
 
     try:
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        with warnings.catch_warnings():
+            # torch announces the move of these kernels to torchao; they work in this range.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     except (RuntimeError, AttributeError, NotImplementedError) as exc:
         log.warning("int8 quantization unavailable (%s); using fp32", exc)
         return model
@@ -61,7 +68,7 @@ class Encoder:
                 f"no model in {self.model_dir}: train one with 'kgqa-validator train' "
                 "or pass --model"
             )
-        self.threshold = read_threshold(self.model_dir)
+        self.threshold = read_threshold(self.model_dir, int8)
         self.int8 = int8
         self._model: Any = None
         self._cache: OrderedDict[str, Any] = OrderedDict()

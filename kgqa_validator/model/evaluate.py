@@ -195,7 +195,7 @@ def evaluate_models(
     variants = [(m, False) for m in models] + ([(m, True) for m in models] if int8 else [])
     for model, quantized in variants:
         folder = Path(model) if model else SHIPPED_MODEL
-        stored = read_threshold(folder) if (folder / "threshold.json").is_file() else None
+        stored = read_threshold(folder, quantized) if (folder / "threshold.json").is_file() else None
         scorer = _Scorer(folder, progress, int8=quantized)
         name = (str(model) if model else "shipped") + (" (int8)" if quantized else "")
         result["models"][name] = _evaluate_sets(scorer, sets, stored)

@@ -66,6 +66,12 @@ RECIPES: dict[str, Recipe] = {
         "default", "mnrl", 32, 5e-5, 3, max_seq_length=128, warmup_ratio=0.05,
         hard_negatives=True, verbalised=True,
     ),
+    # Second stage of the shipped model: a short pass from the `default` model that adds the
+    # labelized training file (labels written by its authors) to the id and verbalised rows.
+    "labelized-stage": Recipe(
+        "labelized-stage", "mnrl", 32, 2e-5, 1, max_seq_length=128, warmup_ratio=0.05,
+        hard_negatives=True, verbalised=True,
+    ),
 }
 
 
@@ -186,10 +192,16 @@ def load_sentence_model(path: str | Path, device: str | None = None) -> Sentence
     folder = Path(path)
     if not (folder / "modules.json").is_file():
         raise ModelError(f"{folder} is not a sentence-transformers model folder")
+    import torch
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a per-load bar on stderr is noise in a CLI
 
     try:
-        model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+        # Weights ship in fp16 to halve the package; a CPU computes in fp32.
+        model = SentenceTransformer(str(folder), device=device, local_files_only=True,
+                                    model_kwargs={"dtype": torch.float32})
     except Exception as exc:  # the library raises many types for a broken folder
         raise ModelError(f"cannot load the model in {folder}: {exc}") from exc
     return model.float()
@@ -210,6 +222,33 @@ def _save(model: SentenceTransformer, folder: Path, fp16: bool) -> None:
     target.save(str(folder), safe_serialization=True)
 
 
+def calibrate(model: SentenceTransformer, pairs: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
+    """Accuracy-maximising rejection thresholds on held-out pairs, for fp32 and int8 scoring.
+
+    Quantization moves cosines a little, so the int8 encoder gets its own threshold.
+    """
+    import copy
+
+    import torch
+
+    from kgqa_validator.model.encoder import quantize
+    from kgqa_validator.model.metrics import best_accuracy_threshold
+
+    labels = [p[2] for p in pairs]
+    result: dict[str, Any] = {}
+    for name, variant in (("", model), ("_int8", quantize(copy.deepcopy(model).cpu()))):
+        with torch.no_grad():
+            q = variant.encode([p[0] for p in pairs], convert_to_numpy=True, normalize_embeddings=True,
+                               show_progress_bar=False)
+            d = variant.encode([p[1] for p in pairs], convert_to_numpy=True, normalize_embeddings=True,
+                               show_progress_bar=False)
+        threshold, accuracy = best_accuracy_threshold((q * d).sum(-1).tolist(), labels)
+        result[f"threshold{name}"] = threshold
+        result[f"calibration{name}"] = {"pairs": len(pairs), "accuracy": accuracy,
+                                        "negatives": "random"}
+    return result
+
+
 @dataclass(frozen=True)
 class TrainResult:
     output: Path
@@ -227,6 +266,7 @@ def train(
     max_steps: int | None = None,
     checkpoint_every: int = 200,
     resume: bool = False,
+    calibrate_only: bool = False,
     device: str | None = None,
     base: str | Path | None = None,
     fp16: bool = True,
@@ -262,6 +302,15 @@ def train(
     data = build_training_data(examples, recipe, labels)
 
     output = Path(output)
+    if calibrate_only:
+        # Same data, recipe and seed give the same held-out calibration slice as training had.
+        trained = load_sentence_model(output, device=device)
+        trained.eval()
+        meta_file = output / "threshold.json"
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        meta.update(calibrate(trained, data.calibration))
+        meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+        return TrainResult(output, 0, 0.0, float(meta["threshold"]))
     checkpoint = output / "checkpoint"
     start_step = 0
     source = Path(base) if base else base_model_path()
@@ -352,17 +401,11 @@ def train(
     seconds = time.monotonic() - started
 
     model.eval()
-    from kgqa_validator.model.metrics import best_accuracy_threshold
-
-    with torch.no_grad():
-        q = model.encode([c[0] for c in data.calibration], convert_to_numpy=True, normalize_embeddings=True)
-        d = model.encode([c[1] for c in data.calibration], convert_to_numpy=True, normalize_embeddings=True)
-    cosines = (q * d).sum(-1).tolist()
-    threshold, accuracy = best_accuracy_threshold(cosines, [c[2] for c in data.calibration])
+    thresholds = calibrate(model, data.calibration)
+    threshold = thresholds["threshold"]
     _save(model, output, fp16=fp16)
     meta = {
-        "threshold": threshold,
-        "calibration": {"pairs": len(cosines), "accuracy": accuracy, "negatives": "random"},
+        **thresholds,
         "recipe": asdict(replace(recipe)),
         "steps": total,
         "train_rows": len(data.rows) + len(data.verbalised),
