@@ -555,7 +555,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         }))
         return EXIT_OK
     for info in infos:
-        print(f"{info.name:<24} {info.version:<10} {info.origin:<28} {', '.join(info.hooks)}")
+        print(f"{info.name:<24} {info.version:<10} {info.origin:<32} {', '.join(info.hooks)}")
     for failure in pm.failures:
         print(f"{failure.name:<24} FAILED     {failure.error}")
     return EXIT_OK

@@ -5,6 +5,8 @@
 * ``scripted_server``: an http.server in a thread that answers from a script of
   :class:`Reply` values (misbehaviour included) and records every request it receives.
 * ``canary``: a scripted server that must never be contacted.
+* ``embedded``: the embedded executor over the same fixture graph, per test module (executors
+  shared per configuration are closed after each module).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from kgqa_validator.execution import close_executors
+from kgqa_validator.execution.embedded import EmbeddedExecutor
 
 FIXTURE_GRAPH = Path(__file__).resolve().parent.parent / "fixtures" / "wikidata_sample.ttl"
 
@@ -175,3 +180,16 @@ def canary() -> Iterator[ScriptedServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_workers() -> Iterator[None]:
+    yield
+    close_executors()
+
+
+@pytest.fixture(scope="module")
+def embedded() -> Iterator[EmbeddedExecutor]:
+    executor = EmbeddedExecutor(FIXTURE_GRAPH, timeout_s=20)
+    yield executor
+    executor.close()

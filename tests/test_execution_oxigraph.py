@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from conftest import FIXTURE_GRAPH
 
 from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError, EndpointError
-from kgqa_validator.execution import close_executors, executor_for, executor_kind
+from kgqa_validator.execution import executor_for, executor_kind
 from kgqa_validator.execution.base import Executor
 from kgqa_validator.execution.client import EndpointRegistry, HttpExecutor
 from kgqa_validator.execution.embedded import EmbeddedExecutor
@@ -20,19 +19,6 @@ from kgqa_validator.types import Decision, Execution, Form
 from kgqa_validator.validator import Validator
 
 WD = "http://www.wikidata.org/entity/"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_workers() -> Iterator[None]:
-    yield
-    close_executors()
-
-
-@pytest.fixture(scope="module")
-def embedded() -> Iterator[EmbeddedExecutor]:
-    executor = EmbeddedExecutor(FIXTURE_GRAPH, timeout_s=20)
-    yield executor
-    executor.close()
 
 
 @pytest.fixture(params=["http", "embedded"])

@@ -9,18 +9,15 @@ from __future__ import annotations
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_GRAPH, ScriptedServer
+from conftest import ScriptedServer
 
 from kgqa_validator.config import Settings
-from kgqa_validator.execution import close_executors
 from kgqa_validator.execution.base import Executor
 from kgqa_validator.execution.client import EndpointRegistry, HttpExecutor
-from kgqa_validator.execution.embedded import EmbeddedExecutor
 from kgqa_validator.execution.refusal import answers_label_service, refusal_reason
 from kgqa_validator.parsing.lexer import analyse
 from kgqa_validator.parsing.parse import parse_query
@@ -52,19 +49,6 @@ def hostile(canary: str) -> dict[str, str]:
         "clear": "CLEAR ALL",
         "not_sparql": f"GET {canary}",
     }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_workers() -> Iterator[None]:
-    yield
-    close_executors()
-
-
-@pytest.fixture(scope="module")
-def embedded() -> Iterator[EmbeddedExecutor]:
-    executor = EmbeddedExecutor(FIXTURE_GRAPH, timeout_s=20)
-    yield executor
-    executor.close()
 
 
 def _http(url: str, tmp_path: Path) -> HttpExecutor:
