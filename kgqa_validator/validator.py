@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from kgqa_validator.config import Settings
+from kgqa_validator.errors import ConfigurationError
 from kgqa_validator.model.verbalise import verbalise
 from kgqa_validator.plugins import PluginManager, get_plugin_manager
 from kgqa_validator.types import (
@@ -76,7 +77,9 @@ class Validator:
     def parse(self, candidates: Sequence[Candidate]) -> list[ParsedQuery]:
         parsed = self.pm.hook.kgqa_parse(candidates=candidates, settings=self.settings)
         if parsed is None or len(parsed) != len(candidates):
-            raise RuntimeError("no kgqa_parse implementation returned a result for every candidate")
+            raise ConfigurationError(
+                "no kgqa_parse implementation returned a result for every candidate "
+                "(is the built-in parse plugin blocked?)")
         return list(parsed)
 
     def check_candidates(self, question: Question, candidates: Sequence[Candidate]) -> list[Assessment]:

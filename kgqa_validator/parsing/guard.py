@@ -28,6 +28,7 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from kgqa_validator.errors import KgqaValidatorError
 from kgqa_validator.parsing.parse import PRODUCER, parse_query
 from kgqa_validator.types import Diagnostic, Form, ParsedQuery, Severity
 
@@ -87,7 +88,7 @@ class _Worker:
         self.outbox.send(self.options)
         if not self.inbox.poll(STARTUP_TIMEOUT_S) or self.inbox.recv() != "ready":
             self.stop()
-            raise RuntimeError("the parser worker process did not start")
+            raise KgqaValidatorError("the parser worker process did not start")
 
     def stop(self) -> None:
         if self.process is not None:
