@@ -34,6 +34,7 @@ from kgqa_validator import (
     hookimpl,
     hookspecs,
 )
+from kgqa_validator.errors import ConfigurationError
 from kgqa_validator.plugins import PluginManager
 from kgqa_validator.validator import NO_SCORER_NOTE
 
@@ -132,7 +133,7 @@ def test_kgqa_parse_none_falls_through_to_the_builtin() -> None:
 
 
 def test_kgqa_parse_missing_is_an_error() -> None:
-    with pytest.raises(RuntimeError, match="kgqa_parse"):
+    with pytest.raises(ConfigurationError, match="kgqa_parse"):
         Validator(plugin_manager=manager(block=[*NO_MODEL, "parse"])).check([QUERY])
 
 
