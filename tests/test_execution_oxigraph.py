@@ -125,7 +125,7 @@ def test_embedded_query_is_stopped_at_the_time_limit_and_the_store_recovers():
         assert time.monotonic() - started < 5
         assert execution.status == "timeout"
         assert [d.code for d in execution.diagnostics] == ["endpoint_timeout"]
-        assert executor._process is None  # killed, not left running
+        assert executor._worker.process is None  # killed, not left running
         assert execute(executor, "ASK { wd:Q42 ?p ?o }").boolean is True  # a fresh worker
     finally:
         executor.close()

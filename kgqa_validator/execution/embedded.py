@@ -16,12 +16,8 @@ since their ``@context`` may name remote documents.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import threading
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +25,7 @@ from kgqa_validator.errors import ConfigurationError, EndpointError
 from kgqa_validator.execution.base import Executor
 from kgqa_validator.execution.results import make_execution
 from kgqa_validator.types import Execution, Form
+from kgqa_validator.worker_process import WorkerProcess, child_connections
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +103,7 @@ def worker_main() -> None:
     """Entry point of the worker: load the data, then answer queries from stdin on stdout."""
     import pyoxigraph
 
-    inbox, outbox = Connection(os.dup(0)), Connection(os.dup(1))
-    sys.stdout = sys.stderr  # nothing but answers may reach the parent's pipe
+    inbox, outbox = child_connections()
     options = inbox.recv()
     store = pyoxigraph.Store()
     try:
@@ -150,23 +146,14 @@ class EmbeddedExecutor(Executor):
         self.startup_timeout_s = startup_timeout_s
         self.name = f"embedded:{self.data_file}"
         self.triples: int | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._inbox: Connection | None = None
-        self._outbox: Connection | None = None
+        self._worker = WorkerProcess("kgqa_validator.execution.embedded")
         self._lock = threading.Lock()
 
     def _start(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "kgqa_validator.execution.embedded"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
-        assert self._process.stdin is not None and self._process.stdout is not None
-        self._outbox = Connection(os.dup(self._process.stdin.fileno()))
-        self._inbox = Connection(os.dup(self._process.stdout.fileno()))
-        self._process.stdin.close()
-        self._process.stdout.close()
-        self._outbox.send({"data_file": str(self.data_file), "format": self.format})
+        inbox, outbox = self._worker.start()
+        outbox.send({"data_file": str(self.data_file), "format": self.format})
         try:
-            ready = self._inbox.recv() if self._inbox.poll(self.startup_timeout_s) else None
+            ready = inbox.recv() if inbox.poll(self.startup_timeout_s) else None
         except (EOFError, OSError):
             ready = None
         if not isinstance(ready, dict) or "ready" not in ready:
@@ -177,13 +164,7 @@ class EmbeddedExecutor(Executor):
         log.info("embedded store: %s triples from %s", self.triples, self.data_file)
 
     def _stop(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait(timeout=5)
-        for connection in (self._inbox, self._outbox):
-            if connection is not None:
-                connection.close()
-        self._process, self._inbox, self._outbox = None, None, None
+        self._worker.stop()
 
     def close(self) -> None:
         with self._lock:
@@ -191,20 +172,21 @@ class EmbeddedExecutor(Executor):
 
     def run(self, query: str, form: Form, max_rows: int) -> Execution:
         with self._lock:
-            if self._process is None or self._process.poll() is not None:
+            if not self._worker.running:
                 self._stop()
                 self._start()
-            assert self._inbox is not None and self._outbox is not None
+            inbox, outbox = self._worker.inbox, self._worker.outbox
+            assert inbox is not None and outbox is not None
             started = time.monotonic()
             try:
-                self._outbox.send({"query": query, "max_rows": max_rows})
-                if not self._inbox.poll(self.timeout_s):
+                outbox.send({"query": query, "max_rows": max_rows})
+                if not inbox.poll(self.timeout_s):
                     self._stop()  # the only way to stop pyoxigraph mid-query
                     return make_execution(
                         "timeout", self.name, elapsed_s=time.monotonic() - started,
                         message=f"the query ran longer than {self.timeout_s:g} s in the embedded "
                                 "store and was stopped")
-                answer: dict[str, Any] = self._inbox.recv()
+                answer: dict[str, Any] = inbox.recv()
             except (EOFError, OSError):
                 self._stop()
                 return make_execution("error", self.name, elapsed_s=time.monotonic() - started,

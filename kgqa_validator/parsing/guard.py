@@ -18,8 +18,6 @@ come, the worker is replaced and the rest of its batch goes back to the queue.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 import sys
 import threading
 from collections import deque
@@ -31,6 +29,7 @@ from typing import Any
 from kgqa_validator.errors import KgqaValidatorError
 from kgqa_validator.parsing.parse import PRODUCER, parse_query
 from kgqa_validator.types import Diagnostic, Form, ParsedQuery, Severity
+from kgqa_validator.worker_process import WorkerProcess, child_connections
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +39,9 @@ MAX_BATCH = 32
 
 def worker_main() -> None:
     """Entry point of a worker process: parse texts received on stdin, answer on stdout."""
-    import os
-    import sys
 
     sys.setrecursionlimit(4000)
-    inbox, outbox = Connection(os.dup(0)), Connection(os.dup(1))
-    sys.stdout = sys.stderr  # nothing but answers may reach the parent's pipe
+    inbox, outbox = child_connections()
     options = inbox.recv()
     # Import and warm both parsers before saying ready, so no time limit pays for start-up.
     parse_query("SELECT * WHERE { ?s ?p ?o }", **options)
@@ -65,39 +61,20 @@ def worker_main() -> None:
             outbox.send(result)
 
 
-class _Worker:
-    """One parser process, started with ``python -m`` so the caller's ``__main__`` is never
-    re-imported (as multiprocessing's spawn would do)."""
+class _Worker(WorkerProcess):
+    """One parser process; it says "ready" once both parsers are imported and warm."""
 
     def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__("kgqa_validator.parsing.worker")
         self.options = options
-        self.process: subprocess.Popen[bytes] | None = None
-        self.inbox: Connection | None = None
-        self.outbox: Connection | None = None
 
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kgqa_validator.parsing.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.outbox = Connection(os.dup(self.process.stdin.fileno()))
-        self.inbox = Connection(os.dup(self.process.stdout.fileno()))
-        self.process.stdin.close()
-        self.process.stdout.close()
-        self.outbox.send(self.options)
-        if not self.inbox.poll(STARTUP_TIMEOUT_S) or self.inbox.recv() != "ready":
+    def start(self) -> tuple[Connection, Connection]:
+        inbox, outbox = super().start()
+        outbox.send(self.options)
+        if not inbox.poll(STARTUP_TIMEOUT_S) or inbox.recv() != "ready":
             self.stop()
             raise KgqaValidatorError("the parser worker process did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        for conn in (self.inbox, self.outbox):
-            if conn is not None:
-                conn.close()
-        self.process, self.inbox, self.outbox = None, None, None
+        return inbox, outbox
 
     def parse(self, texts: Sequence[str], timeout_s: float) -> list[ParsedQuery | str | None]:
         """Answers for ``texts`` in order: a :class:`ParsedQuery`, an error string, or ``None``
@@ -106,7 +83,7 @@ class _Worker:
         The list stops after a timeout or a crash (the worker is then stopped): the caller
         parses the texts without an answer again.
         """
-        if self.process is None or self.process.poll() is not None:
+        if not self.running:
             self.stop()
             self.start()
         assert self.inbox is not None and self.outbox is not None
