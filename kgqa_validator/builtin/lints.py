@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from kgqa_validator.config import Settings
 from kgqa_validator.hookspecs import hookimpl
-from kgqa_validator.parsing.lexer import QUERY_KEYWORDS, Token, tokenize
+from kgqa_validator.parsing.lexer import QUERY_KEYWORDS, Token, expand_name, tokenize
 from kgqa_validator.parsing.parse import DiagnosticBuilder
 from kgqa_validator.prefixes import LABEL_SERVICE
 from kgqa_validator.types import Candidate, Diagnostic, Form, Mode, ParsedQuery, Question, Severity
@@ -37,13 +37,6 @@ _ASKS_A_COUNT = re.compile(
     r"\bhow\s+(?:many|much|often)\b|\bnumbers?\b|\bcount(?:s|ed|ing)?\b"
     r"|\bamount\b|\btotal\b|\bquantity\b",
     re.IGNORECASE)
-
-
-def _expand(name: str, prefixes: dict[str, str]) -> str:
-    if name.startswith("<") and name.endswith(">"):
-        return name[1:-1]
-    prefix, _, local = name.partition(":")
-    return prefixes[prefix] + local if prefix in prefixes else name
 
 
 def _clause_targets(tokens: list[Token], keyword: str) -> list[tuple[Token, Token]]:
@@ -83,7 +76,7 @@ def kgqa_check(
                         excerpt=at.text if at else None)
 
     for keyword, target in _clause_targets(tokens, "SERVICE"):
-        if settings.mode is Mode.WIKIDATA and _expand(target.text, prefixes) == LABEL_SERVICE:
+        if settings.mode is Mode.WIKIDATA and expand_name(target.text, prefixes) == LABEL_SERVICE:
             continue
         out.add("external_service", Severity.ERROR,
                 f"SERVICE {target.text} would make the endpoint call another service; only "

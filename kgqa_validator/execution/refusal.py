@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from kgqa_validator.parsing.lexer import QUERY_KEYWORDS, LexicalFacts, analyse
+from kgqa_validator.parsing.lexer import QUERY_KEYWORDS, LexicalFacts, analyse, expand_name
 from kgqa_validator.prefixes import LABEL_SERVICE
 from kgqa_validator.types import Form, ParsedQuery
 
@@ -42,17 +42,6 @@ def answers_label_service(endpoint: str) -> bool:
     """Whether ``endpoint`` is a Wikidata query service, which answers ``wikibase:label`` itself."""
     host = (urlsplit(endpoint).hostname or "").lower()
     return any(host.endswith(suffix) or host == suffix[1:] for suffix in _WDQS_HOST_SUFFIXES)
-
-
-def expand(name: str, facts: LexicalFacts, prefixes: Mapping[str, str]) -> str:
-    """The IRI of ``<iri>`` or ``prefix:local`` (the query's own PREFIX lines win)."""
-    if name.startswith("<") and name.endswith(">"):
-        return name[1:-1]
-    prefix, sep, local = name.partition(":")
-    if not sep:
-        return name  # a variable (SERVICE ?s) or garbage: never the label service
-    base = facts.declared_prefixes.get(prefix, prefixes.get(prefix))
-    return f"{base}{local}" if base is not None else name
 
 
 def refusal_reason(
@@ -91,9 +80,9 @@ def refusal_reason(
         return (f"FROM {datasets[0]} would make the endpoint load a graph from elsewhere; only "
                 "the endpoint's own default graph is queried")
     for service in list(parsed.services) + [t.text for t in facts.services]:
-        if allow_label_service and expand(service, facts, prefixes) == LABEL_SERVICE:
+        if allow_label_service and expand_name(service, prefixes, facts.declared_prefixes) == LABEL_SERVICE:
             continue
-        if expand(service, facts, prefixes) == LABEL_SERVICE:
+        if expand_name(service, prefixes, facts.declared_prefixes) == LABEL_SERVICE:
             return ("SERVICE wikibase:label is answered only by the Wikidata query service; "
                     "this endpoint would send a request to it")
         return f"SERVICE {service} would make the endpoint send a request to another service"

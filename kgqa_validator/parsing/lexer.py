@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _TOKEN = re.compile(
@@ -235,6 +236,21 @@ def analyse(text: str) -> LexicalFacts:
                 end = tokens[j + 2].end if j + 2 < len(tokens) else tokens[j + 1].end
                 facts.includes.append(Token("include", text[token.start:end], token.start))
     return facts
+
+
+def expand_name(name: str, prefixes: Mapping[str, str],
+                declared: Mapping[str, str] | None = None) -> str:
+    """The IRI of ``<iri>`` or ``prefix:local``; the query's own ``declared`` prefixes win.
+
+    Anything else (a variable such as ``SERVICE ?s``, an unknown prefix) comes back as given.
+    """
+    if name.startswith("<") and name.endswith(">"):
+        return name[1:-1]
+    prefix, sep, local = name.partition(":")
+    if not sep:
+        return name
+    base = (declared or {}).get(prefix, prefixes.get(prefix))
+    return f"{base}{local}" if base is not None else name
 
 
 class LineIndex:

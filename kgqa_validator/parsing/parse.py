@@ -53,6 +53,7 @@ from kgqa_validator.parsing.lexer import (
     LineIndex,
     Token,
     analyse,
+    expand_name,
     matching_bracket,
     tokenize,
 )
@@ -657,7 +658,7 @@ def parse_query(
             out.add("wdqs_hint", Severity.INFO, "hint: triples are Wikidata query service hints",
                     facts.hints[0].start)
     for service in facts.services:
-        if _expand(service.text, facts, prefixes) == LABEL_SERVICE and wikidata:
+        if expand_name(service.text, prefixes, facts.declared_prefixes) == LABEL_SERVICE and wikidata:
             out.add("wdqs_label_service", Severity.INFO,
                     "SERVICE wikibase:label is answered inside the Wikidata query service",
                     service.start)
@@ -695,7 +696,8 @@ def parse_query(
         if body_error and strict_error is None:
             strict_error = (body_start + body_error[0], body_error[1])
 
-    label_service = any(_expand(s.text, facts, prefixes) == LABEL_SERVICE for s in facts.services)
+    label_service = any(expand_name(s.text, prefixes, facts.declared_prefixes) == LABEL_SERVICE
+                        for s in facts.services)
     subquery_vars = {t.text[1:] for start, end in bodies for t in analyse(text[start:end]).tokens
                      if t.kind == "var"}
     fast: tuple[tuple[str, ...], set[str]] | None = None
@@ -908,14 +910,6 @@ def _variable_offset(facts: LexicalFacts, name: str) -> int | None:
         if token.kind == "var" and token.text[1:] == name:
             return token.start
     return None
-
-
-def _expand(name: str, facts: LexicalFacts, prefixes: Mapping[str, str]) -> str:
-    if name.startswith("<") and name.endswith(">"):
-        return name[1:-1]
-    prefix, _, local = name.partition(":")
-    base = facts.declared_prefixes.get(prefix, prefixes.get(prefix))
-    return f"{base}{local}" if base is not None else name
 
 
 def _ids(facts: LexicalFacts) -> tuple[str, ...]:
