@@ -21,5 +21,6 @@ kgqa-validator train --recipe seed \
   --output build/model-seed --resume
 kgqa-validator evaluate --test "$DATA/lcquad2/test.json" \
   --labelized "$DATA/lcquad2-labelized/test.jsonl" --labels "$DATA/lcquad2/id_labels.json" \
-  --model build/model-seed --model build/model-stage2 --int8 \
+  --model build/model-seed --model build/model-stage2 \
+  --precision fp32 --precision bf16 --precision int8 \
   --output-json benchmarks/results/model_eval.json --card benchmarks/results/MODEL_CARD.md

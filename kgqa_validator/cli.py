@@ -21,10 +21,15 @@ from typing import IO, Any, NoReturn
 from kgqa_validator import __version__
 from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError, DataFormatError, KgqaValidatorError
+from kgqa_validator.model.precision import PRECISIONS
 from kgqa_validator.types import Assessment, Diagnostic, Mode, Report, Severity
 
 EXIT_OK, EXIT_INVALID, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 CHUNK = 256  # check --jsonl: lines parsed in parallel, then written and flushed together
+# One --jsonl record at most (a 10 MB query still fits, and is then diagnosed as too large);
+# past this a line is reported and skipped, and past four times as many more characters
+# without a line end the input is not JSON Lines at all (/dev/zero, a binary file): the run stops.
+MAX_LINE_CHARS = 32 * 1024 * 1024
 
 
 class UsageError(KgqaValidatorError):
@@ -121,8 +126,9 @@ def _add_scoring(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", action="append", default=[], type=Path, metavar="FILE",
                         help='JSON labels file {"Q42": "Douglas Adams"} (repeatable)')
     parser.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
-    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
-                        help="int8-quantized encoder (about twice as fast; see the README)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="how the encoder computes (default auto: bf16 on a CPU with native "
+                             "bf16, else fp32; int8 is faster but less accurate; see the README)")
     parser.add_argument("--threshold", type=float,
                         help="rejection threshold (default: the model's calibrated one)")
     parser.add_argument("--execute", action="store_true",

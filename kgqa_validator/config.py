@@ -21,6 +21,9 @@ class Settings:
     ``max_query_chars`` or nested deeper than ``max_depth`` is diagnosed without parsing, and a
     parse that takes longer than ``parse_timeout_s`` is cut off in its worker process.
 
+    ``precision`` is how the encoder computes (:mod:`kgqa_validator.model.precision`):
+    ``auto`` (bf16 on a CPU with native bf16, else fp32), ``fp32``, ``bf16`` or ``int8``.
+
     Execution (see :mod:`kgqa_validator.execution`): ``executor`` is ``"sparqlwrapper"`` (the
     default for an http(s) ``endpoint``) or ``"embedded"`` (the default when ``data_file`` is
     set); ``contact`` goes into the User-Agent and is required by the Wikidata query service;
@@ -39,7 +42,7 @@ class Settings:
     parse_workers: int = 1
     threshold: float | None = None
     model_path: Path | None = None
-    int8: bool = False
+    precision: str = "auto"
     labels_files: tuple[Path, ...] = ()
     execute: bool = False
     endpoint: str = WIKIDATA_ENDPOINT

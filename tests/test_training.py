@@ -36,6 +36,10 @@ def test_train_writes_a_loadable_model_with_a_calibrated_threshold(tiny_model: P
     assert meta["recipe"]["name"] == "default"
     assert meta["steps"] == 3
     assert -1.0 <= meta["threshold"] <= 1.0
+    assert -1.0 <= meta["threshold_int8"] <= 1.0
+    # bf16 shares the fp32 threshold; calibration records how far its cosines moved.
+    assert "threshold_bf16" not in meta
+    assert 0.0 < meta["calibration_bf16"]["max_cosine_shift"] < 0.05
     assert not (tiny_model / "checkpoint").exists() or (tiny_model / "checkpoint" / "state.json").exists()
 
 
@@ -45,7 +49,7 @@ def test_evaluate_reports_every_set_and_writes_json_and_card(tiny_model: Path, t
                   "--labelized", str(FIXTURES / "labelized_tiny.jsonl"),
                   "--labels", str(FIXTURES / "labels.json"),
                   "--model", str(tiny_model), "--output-json", str(report), "--card", str(card),
-                  "--quiet")
+                  "--precision", "fp32", "--precision", "bf16", "--quiet")
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(report.read_text())
     metrics = data["models"][str(tiny_model)]
@@ -55,8 +59,12 @@ def test_evaluate_reports_every_set_and_writes_json_and_card(tiny_model: Path, t
                     "recall", "accuracy_at_stored_threshold"):
             assert 0.0 <= metrics[name][key] <= 1.0 or key.endswith("threshold")
     assert 0.0 <= metrics["hard"]["hits@1"] <= 1.0 and metrics["hard"]["sets"] > 0
+    bf16 = data["models"][f"{tiny_model} (bf16)"]
+    assert set(bf16) == set(metrics)
+    assert abs(bf16["random"]["ap"] - metrics["random"]["ap"]) < 0.05
+    assert data["precisions"] == {str(tiny_model): "fp32", f"{tiny_model} (bf16)": "bf16"}
     text = card.read_text()
-    assert "hits@1" in text and "stored rejection threshold" in text
+    assert "hits@1" in text and "stored rejection threshold (bf16)" in text
 
 
 def test_seed_recipe_is_the_reference_recipe() -> None:

@@ -13,17 +13,17 @@ from kgqa_validator.model.encoder import Encoder
 from kgqa_validator.types import Candidate, Question, Score
 
 PRODUCER = "encoder"
-_ENCODERS: dict[tuple[Path | None, bool], Encoder] = {}
+_ENCODERS: dict[tuple[Path | None, str], Encoder] = {}
 _LOCK = threading.Lock()
 
 
 def encoder_for(settings: Settings) -> Encoder:
     """One encoder per model folder for the whole process (the model loads once)."""
     with _LOCK:
-        key = (settings.model_path, settings.int8)
+        key = (settings.model_path, settings.precision)
         encoder = _ENCODERS.get(key)
         if encoder is None:
-            encoder = Encoder(settings.model_path, int8=settings.int8)
+            encoder = Encoder(settings.model_path, precision=settings.precision)
             _ENCODERS[key] = encoder
         return encoder
 
@@ -45,7 +45,8 @@ def kgqa_score(
     encoder = encoder_for(settings)
     values = encoder.similarity(question.text, texts)
     threshold = settings.threshold if settings.threshold is not None else encoder.threshold
-    return [Score(v, PRODUCER, threshold, encoder.name) for v in values]
+    detail = f"{encoder.name} ({encoder.precision})"
+    return [Score(v, PRODUCER, threshold, detail) for v in values]
 
 
 @hookimpl(trylast=True)

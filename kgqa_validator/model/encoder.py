@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kgqa_validator.errors import ModelError
+from kgqa_validator.model.precision import computing, prepare, resolve, threshold_key
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,50 +27,34 @@ log = logging.getLogger(__name__)
 SHIPPED_MODEL = Path(__file__).resolve().parent / "shipped"
 
 
-def read_threshold(model_dir: Path, int8: bool = False) -> float:
-    """The calibrated rejection threshold stored beside the weights (int8 scoring has its own;
-    a model calibrated before int8 existed falls back to the fp32 one)."""
+def read_threshold(model_dir: Path, precision: str = "fp32") -> float:
+    """The calibrated rejection threshold stored beside the weights for ``precision`` (a model
+    calibrated before that precision existed falls back to the fp32 threshold)."""
     meta = model_dir / "threshold.json"
     try:
         data = json.loads(meta.read_text())
-        return float(data.get("threshold_int8", data["threshold"]) if int8 else data["threshold"])
+        return float(data.get(threshold_key(precision), data["threshold"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{meta}: no calibrated threshold ({exc})") from exc
 
 
-def quantize(model: Any) -> Any:
-    """Dynamic int8 quantization of the Linear layers: about twice as fast on a CPU.
-
-    Cosines move by a few thousandths (see the README's benchmark figures); on a torch build
-    without quantized kernels the fp32 model is kept.
-    """
-    import warnings
-
-    import torch
-
-    try:
-        with warnings.catch_warnings():
-            # torch announces the move of these kernels to torchao; they work in this range.
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    except (RuntimeError, AttributeError, NotImplementedError) as exc:
-        log.warning("int8 quantization unavailable (%s); using fp32", exc)
-        return model
-
-
 class Encoder:
-    """Embeds texts with a sentence-transformers model; embeddings are cached by text."""
+    """Embeds texts with a sentence-transformers model; embeddings are cached by text.
+
+    ``precision`` is one of :data:`~kgqa_validator.model.precision.PRECISIONS`; ``auto`` is
+    resolved once, here, and the threshold calibrated for the resolved precision is used.
+    """
 
     def __init__(self, model_dir: str | Path | None = None, cache_size: int = 4096,
-                 int8: bool = False) -> None:
+                 precision: str = "auto") -> None:
         self.model_dir = Path(model_dir) if model_dir else SHIPPED_MODEL
         if not (self.model_dir / "modules.json").is_file():
             raise ModelError(
                 f"no model in {self.model_dir}: train one with 'kgqa-validator train' "
                 "or pass --model"
             )
-        self.threshold = read_threshold(self.model_dir, int8)
-        self.int8 = int8
+        self.precision = resolve(precision)
+        self.threshold = read_threshold(self.model_dir, self.precision)
         self._model: Any = None
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
@@ -86,7 +71,7 @@ class Encoder:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             model = load_sentence_model(self.model_dir, device="cpu")
             model.eval()
-            self._model = quantize(model) if self.int8 else model
+            self._model = prepare(model, self.precision)
         return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -97,8 +82,9 @@ class Encoder:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
             if missing:
                 model = self._load()
-                vectors = model.encode(missing, batch_size=32, convert_to_numpy=True,
-                                       normalize_embeddings=True, show_progress_bar=False)
+                with computing(self.precision):
+                    vectors = model.encode(missing, batch_size=32, convert_to_numpy=True,
+                                           normalize_embeddings=True, show_progress_bar=False)
                 for text, vector in zip(missing, vectors, strict=True):
                     self._cache[text] = vector
                     while len(self._cache) > self._cache_size:

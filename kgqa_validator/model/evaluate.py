@@ -36,6 +36,7 @@ from kgqa_validator.model.metrics import (
     best_f1_threshold,
     reciprocal_rank,
 )
+from kgqa_validator.model.precision import computing, prepare, resolve, threshold_key
 from kgqa_validator.model.verbalise import verbalise
 
 SEED = 0
@@ -98,13 +99,14 @@ def binary_metrics(scores: Sequence[float], labels: Sequence[int],
 class _Scorer:
     """Encodes each distinct text once per model (the sets share most texts)."""
 
-    def __init__(self, model_dir: Path, progress: bool, int8: bool = False) -> None:
-        from kgqa_validator.model.encoder import quantize
+    def __init__(self, model_dir: Path, progress: bool, precision: str = "fp32") -> None:
         from kgqa_validator.model.train import load_sentence_model
 
-        model = load_sentence_model(model_dir, device="cpu" if int8 else None)
+        # bf16 and int8 are CPU paths (as the encoder runs them); fp32 may use a GPU.
+        model = load_sentence_model(model_dir, device=None if precision == "fp32" else "cpu")
         model.eval()
-        self.model = quantize(model) if int8 else model
+        self.model = prepare(model, precision)
+        self.precision = precision
         self.progress = progress
         self.cache: dict[str, Any] = {}
 
@@ -112,8 +114,9 @@ class _Scorer:
         missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
         if not missing:
             return
-        vectors = self.model.encode(missing, batch_size=64, convert_to_numpy=True,
-                                    normalize_embeddings=True, show_progress_bar=self.progress)
+        with computing(self.precision):
+            vectors = self.model.encode(missing, batch_size=64, convert_to_numpy=True,
+                                        normalize_embeddings=True, show_progress_bar=self.progress)
         self.cache.update(zip(missing, vectors, strict=True))
 
     def cosine(self, a: str, b: str) -> float:
@@ -177,12 +180,12 @@ def build_sets(test: Path, labelized: Path | None, labels: Mapping[str, str],
 def evaluate_models(
     models: Sequence[Path | None], *, test: Path, labelized: Path | None = None,
     labels: Mapping[str, str] | None = None, limit: int = 2000, json_path: Path | None = None,
-    card_path: Path | None = None, progress: bool = True, int8: bool = False,
+    card_path: Path | None = None, progress: bool = True, precisions: Sequence[str] = ("fp32",),
 ) -> dict[str, Any]:
     """Evaluate each model folder (``None`` = the shipped model) on the same fixed sets.
 
-    With ``int8`` each model is also evaluated quantized (as ``--int8`` scores), under the name
-    ``<model> (int8)``.
+    Each model is evaluated at each of ``precisions`` (as ``rerank --precision`` scores); a
+    precision other than fp32 is named ``<model> (<precision>)``.
     """
     sets = build_sets(test, labelized, labels or {}, limit)
     result: dict[str, Any] = {
@@ -190,18 +193,11 @@ def evaluate_models(
         "limit": limit, "seed": SEED,
         "sets": {name: len(data) for name, (_, data) in sets.items()},
         "set_kinds": {name: kind for name, (kind, _) in sets.items()},
-        "models": {}, "recipes": {},
+        "models": {}, "recipes": {}, "precisions": {},
     }
-    variants = [(m, False) for m in models] + ([(m, True) for m in models] if int8 else [])
-    for model, quantized in variants:
-        folder = Path(model) if model else SHIPPED_MODEL
-        stored = read_threshold(folder, quantized) if (folder / "threshold.json").is_file() else None
-        scorer = _Scorer(folder, progress, int8=quantized)
-        name = (str(model) if model else "shipped") + (" (int8)" if quantized else "")
-        result["models"][name] = _evaluate_sets(scorer, sets, stored)
-        meta_file = folder / "threshold.json"
-        result["recipes"][name] = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        del scorer
+    for precision in dict.fromkeys(resolve(p) for p in precisions):
+        for model in models:
+            _evaluate_model(result, sets, model, precision, progress)
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -209,6 +205,18 @@ def evaluate_models(
         card_path.parent.mkdir(parents=True, exist_ok=True)
         card_path.write_text(model_card(result))
     return result
+
+
+def _evaluate_model(result: dict[str, Any], sets: Mapping[str, Any], model: Path | None,
+                    precision: str, progress: bool) -> None:
+    folder = Path(model) if model else SHIPPED_MODEL
+    stored = read_threshold(folder, precision) if (folder / "threshold.json").is_file() else None
+    scorer = _Scorer(folder, progress, precision)
+    name = (str(model) if model else "shipped") + ("" if precision == "fp32" else f" ({precision})")
+    result["models"][name] = _evaluate_sets(scorer, sets, stored)
+    meta_file = folder / "threshold.json"
+    result["recipes"][name] = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    result["precisions"][name] = precision
 
 
 def model_card(result: Mapping[str, Any]) -> str:
@@ -236,7 +244,9 @@ def model_card(result: Mapping[str, Any]) -> str:
         meta = result["recipes"].get(name, {})
         lines.append(f"### {name}")
         lines.append("")
-        lines.append(f"- stored rejection threshold: {meta.get('threshold')}")
+        precision = result.get("precisions", {}).get(name, "fp32")
+        stored = meta.get(threshold_key(precision), meta.get("threshold"))
+        lines.append(f"- stored rejection threshold ({precision}): {stored}")
         lines.append(f"- calibration: {meta.get('calibration')}")
         lines.append(f"- recipe: `{json.dumps(meta.get('recipe'))}`")
         lines.append(f"- training data: {meta.get('data')}, steps {meta.get('steps')}, "

@@ -225,27 +225,40 @@ def _save(model: SentenceTransformer, folder: Path, fp16: bool) -> None:
 def calibrate(model: SentenceTransformer, pairs: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
     """Accuracy-maximising rejection thresholds on held-out pairs, for fp32 and int8 scoring.
 
-    Quantization moves cosines a little, so the int8 encoder gets its own threshold.
+    int8 moves cosines by hundredths, so it gets its own threshold.  bf16 shares the fp32 one
+    (:func:`~kgqa_validator.model.precision.threshold_key`); what is recorded for it is the
+    accuracy at that threshold and the largest cosine shift from fp32.
     """
     import copy
 
     import torch
 
-    from kgqa_validator.model.encoder import quantize
-    from kgqa_validator.model.metrics import best_accuracy_threshold
+    from kgqa_validator.model.metrics import accuracy_at, best_accuracy_threshold
+    from kgqa_validator.model.precision import computing, prepare, threshold_key
 
     labels = [p[2] for p in pairs]
     result: dict[str, Any] = {}
-    for name, variant in (("", model), ("_int8", quantize(copy.deepcopy(model).cpu()))):
-        with torch.no_grad():
+    cpu_copy = copy.deepcopy(model).cpu()
+    cosines: dict[str, list[float]] = {}
+    for precision, variant in (("fp32", model), ("int8", prepare(cpu_copy, "int8")),
+                               ("bf16", cpu_copy)):
+        with torch.no_grad(), computing(precision):
             q = variant.encode([p[0] for p in pairs], convert_to_numpy=True, normalize_embeddings=True,
                                show_progress_bar=False)
             d = variant.encode([p[1] for p in pairs], convert_to_numpy=True, normalize_embeddings=True,
                                show_progress_bar=False)
-        threshold, accuracy = best_accuracy_threshold((q * d).sum(-1).tolist(), labels)
-        result[f"threshold{name}"] = threshold
-        result[f"calibration{name}"] = {"pairs": len(pairs), "accuracy": accuracy,
-                                        "negatives": "random"}
+        cosines[precision] = (q * d).sum(-1).tolist()
+        calibration: dict[str, Any] = {"pairs": len(pairs), "negatives": "random"}
+        suffix = "" if precision == "fp32" else f"_{precision}"
+        if threshold_key(precision) == "threshold" and precision != "fp32":
+            calibration["accuracy"] = accuracy_at(cosines[precision], labels, result["threshold"])
+            calibration["threshold"] = "fp32"
+            calibration["max_cosine_shift"] = max(
+                abs(a - b) for a, b in zip(cosines[precision], cosines["fp32"], strict=True))
+        else:
+            threshold, calibration["accuracy"] = best_accuracy_threshold(cosines[precision], labels)
+            result[threshold_key(precision)] = threshold
+        result[f"calibration{suffix}"] = calibration
     return result
 
 
