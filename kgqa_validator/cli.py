@@ -182,7 +182,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
             model_path=args.model,
             threshold=args.threshold,
             execute=args.execute,
-            int8=settings.int8 if args.int8 is None else args.int8,
+            precision=args.precision or settings.precision,
             endpoint_labels=args.endpoint_labels,
             check_unknown_ids=args.check_ids,
         )
@@ -278,16 +278,49 @@ def _finished_lines_accepted(path: str) -> bool:
     return True
 
 
+def _bounded_lines(stream: IO[str]) -> Iterator[str | None]:
+    """The stream's lines, ``None`` for a line over ``MAX_LINE_CHARS`` (its rest is skipped)."""
+    while True:
+        line = stream.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE_CHARS or line.endswith("\n"):
+            yield line
+            continue
+        yield None
+        skipped = 0
+        while not line.endswith("\n"):
+            line = stream.readline(1 << 20)
+            if not line:
+                return
+            skipped += len(line)
+            if skipped > 4 * MAX_LINE_CHARS:
+                raise DataFormatError(
+                    f"no line end within {MAX_LINE_CHARS + skipped:,} characters: the input "
+                    "is not JSON Lines (the lines before it are done)")
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; echoed back they would make the output unreadable.
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _json_lines(stream: IO[str], skip: int) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    for number, line in enumerate(stream, 1):
+    for number, line in enumerate(_bounded_lines(stream), 1):
         if number <= skip:
+            continue
+        if line is None:
+            yield number, None, f"line {number} is longer than {MAX_LINE_CHARS >> 20} MiB"
             continue
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
             yield number, None, f"line {number} is not JSON ({exc.msg})"
+            continue
+        except ValueError as exc:
+            yield number, None, f"line {number} is not JSON ({exc})"
             continue
         except RecursionError:
             yield number, None, f"line {number} is JSON nested too deeply to read"
@@ -369,10 +402,14 @@ def _check_jsonl(args: argparse.Namespace) -> int:
         pending.clear()
 
     try:
-        for item in _json_lines(source, done):
-            pending.append(item)
-            if len(pending) >= CHUNK:
-                flush()
+        try:
+            for item in _json_lines(source, done):
+                pending.append(item)
+                if len(pending) >= CHUNK:
+                    flush()
+        except DataFormatError:
+            flush()  # the lines read before the input turned out unreadable are still done
+            raise
         flush()
     finally:
         if out is not sys.stdout:
@@ -600,7 +637,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     models = args.model or [None]
     result = evaluate_models(
         models, test=args.test, labelized=args.labelized, labels=labels, limit=args.limit,
-        json_path=args.output_json, card_path=args.card, progress=not args.quiet, int8=args.int8)
+        json_path=args.output_json, card_path=args.card, progress=not args.quiet,
+        precisions=args.precision or ["fp32"])
     for name, sets in result["models"].items():
         print(name)
         for set_name, metrics in sets.items():
@@ -697,8 +735,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="examples per evaluation set (default 2000)")
     evaluate.add_argument("--output-json", type=Path, help="write the metrics here")
     evaluate.add_argument("--card", type=Path, help="write a markdown model card here")
-    evaluate.add_argument("--int8", action="store_true",
-                          help="also evaluate each model with int8 quantization (as --int8 scores)")
+    evaluate.add_argument("--precision", action="append", choices=PRECISIONS[1:],
+                          help="evaluate each model at this precision (repeatable; as "
+                               "rerank --precision scores; default fp32)")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
     return parser

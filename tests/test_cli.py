@@ -375,3 +375,53 @@ def test_rerank_jsonl_resume_counts_the_kept_lines(tmp_path: Path) -> None:
                       encoding="utf-8")
     assert run(*base, "--resume").returncode == 0
     assert len(read_jsonl(output)) == 3
+
+
+def _strict_json(line: str) -> Any:
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} in the output")
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_jsonl_nan_and_infinity_are_input_errors_not_echoed(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [
+        '{"sparql": "ASK {}", "weight": NaN}', '{"sparql": "ASK {}", "weight": -Infinity}',
+        {"sparql": "ASK {}", "weight": 1.5}])
+    result = run("check", "--jsonl", str(source))
+    rows = [_strict_json(line) for line in result.stdout.splitlines()]
+    assert [r.get("valid") for r in rows] == [False, False, True]
+    assert "NaN is not a JSON value" in rows[0]["diagnostics"][0]["message"]
+    assert rows[1]["diagnostics"][0]["code"] == "invalid_input"
+    assert rows[2]["weight"] == 1.5
+
+
+def test_jsonl_line_over_the_limit_is_reported_and_the_next_lines_go_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "MAX_LINE_CHARS", 1000)
+    source = write_jsonl(tmp_path / "in.jsonl", [
+        {"sparql": "ASK {}"}, {"sparql": "ASK { " + "?s ?p ?o . " * 250 + "}"}, {"sparql": VALID}])
+    assert cli.main(["check", "--jsonl", str(source), "--no-plugins"]) == cli.EXIT_INVALID
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 3
+    assert rows[0]["valid"] and rows[2]["valid"]
+    assert rows[1]["line"] == 2 and "longer than" in rows[1]["diagnostics"][0]["message"]
+
+
+def test_jsonl_without_line_ends_stops_cleanly_and_keeps_the_finished_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "MAX_LINE_CHARS", 1000)
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"sparql": "ASK {}"}) + "\n" + "\0" * 20_000)
+    assert cli.main(["check", "--jsonl", str(source), "--no-plugins"]) == cli.EXIT_ERROR
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert rows[0] == {"sparql": "ASK {}", "valid": True, "diagnostics": []}
+    assert "not JSON Lines" in captured.err
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.parametrize("command", ["check", "rerank"])
+def test_jsonl_from_dev_zero_ends_with_an_error_not_a_hang(command: str) -> None:
+    result = run(command, "--jsonl", "/dev/zero", "--no-plugins")
+    assert result.returncode == 2
+    assert "not JSON Lines" in result.stderr and "Traceback" not in result.stderr
