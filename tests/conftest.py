@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -41,7 +42,8 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def oxigraph_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a read-only oxigraph server loaded with the fixture graph."""
-    binary = shutil.which("oxigraph")
+    # Next to this interpreter too: a virtual environment's bin/ is not on PATH unless activated.
+    binary = shutil.which("oxigraph") or shutil.which("oxigraph", path=str(Path(sys.executable).parent))
     if binary is None:
         pytest.fail("the oxigraph server is not installed (pip install oxigraph)")
     location = tmp_path_factory.mktemp("oxigraph") / "db"
