@@ -47,6 +47,11 @@ def test_unbound_projection(validator: Validator) -> None:
     "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 FILTER(?y = 1) }",          # a FILTER binds nothing
     "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 OPTIONAL { ?x wdt:P21 ?z } }",
     "SELECT ?itemLabel WHERE { ?item wdt:P31 wd:Q5 }",              # no label service
+    # MINUS and (NOT) EXISTS only remove solutions: a variable seen only there never binds.
+    "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 MINUS { ?x wdt:P21 ?y } }",
+    "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 FILTER NOT EXISTS { ?x wdt:P21 ?y } }",
+    "SELECT ?x ?y WHERE { ?x wdt:P31 wd:Q5 FILTER(EXISTS { ?x wdt:P21 ?y }) }",
+    "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 MINUS { ?x wdt:P21 ?z MINUS { ?z wdt:P1 ?y } } }",
 ])
 def test_unbound_projection_shapes(validator: Validator, query: str) -> None:
     assert "unbound_projection" in codes(check(validator, query).diagnostics)
@@ -64,6 +69,11 @@ def test_unbound_projection_shapes(validator: Validator, query: str) -> None:
     'SERVICE wikibase:label { bd:serviceParam wikibase:language "en". } }',
     "SELECT * WHERE { ?x wdt:P31 wd:Q5 }",
     "SELECT ?value WHERE { wd:Q1 p:P2 ?s . ?s ps:P2 ?value . ?s pq:P585 ?t }",
+    # Bound outside the negated group as well (the usual correlated MINUS / NOT EXISTS).
+    "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 MINUS { ?x wdt:P21 wd:Q6581097 } }",
+    "SELECT ?x ?y WHERE { ?x wdt:P31 wd:Q5 FILTER NOT EXISTS { ?x wdt:P21 ?z } ?x wdt:P19 ?y }",
+    "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 MINUS { ?x wdt:P21 ?y } } VALUES ?y { 1 }",
+    "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 { SELECT ?y WHERE { ?y wdt:P31 wd:Q5 MINUS { ?y wdt:P21 ?q } } } }",
 ])
 def test_bound_projections_pass(validator: Validator, query: str) -> None:
     assessment = check(validator, query)

@@ -790,7 +790,8 @@ def parse_query(
                 **_lexical_grouping(facts)}
     bound = set(info["bound"]) if info else set()
     if info:
-        bound = _with_labels(info["projected"], bound | subquery_vars, label_service)
+        bound = (bound | subquery_vars) - _negated_only(facts.tokens)
+        bound = _with_labels(info["projected"], bound, label_service)
     return ParsedQuery(
         text=text,
         form=form,
@@ -830,6 +831,39 @@ def _rebound_by_bind(facts: LexicalFacts) -> list[Token]:
             if any(t.kind == "var" and t.text[1:] == name for t in tokens[groups[-1]:i]):
                 found.append(alias)
     return found
+
+
+def _negated_only(tokens: list[Token]) -> set[str]:
+    """Variables of a SELECT's WHERE group that occur there only inside ``MINUS { }`` or
+    ``(NOT) EXISTS { }``: such a group only removes solutions, it never binds (SPARQL 1.1,
+    sections 8 and 18.2), although rdflib's algebra counts its variables as bound."""
+    keyword = next((i for i, t in enumerate(tokens)
+                    if t.kind == "word" and t.upper not in ("PREFIX", "BASE")), None)
+    if keyword is None or tokens[keyword].upper != "SELECT":
+        return set()
+    group = _where_group(tokens, keyword)
+    if group is None:
+        return set()
+    inside: set[str] = set()
+    outside: set[str] = set()
+    negations: list[int] = []  # brace depth of each open negated group
+    depth = 0
+    negation_next = False
+    for token in tokens[group[0] + 1:group[1]]:
+        if token.kind == "word" and token.upper in ("MINUS", "EXISTS"):
+            negation_next = True
+        elif token.text == "{":
+            depth += 1
+            if negation_next:
+                negations.append(depth)
+                negation_next = False
+        elif token.text == "}":
+            if negations and negations[-1] == depth:
+                negations.pop()
+            depth -= 1
+        elif token.kind == "var":
+            (inside if negations else outside).add(token.text[1:])
+    return inside - outside - _bound_outside_where(tokens, group)
 
 
 def _with_labels(projected: Iterable[str], bound: set[str], label_service: bool) -> set[str]:
