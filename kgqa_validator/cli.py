@@ -294,7 +294,7 @@ def _bounded_lines(stream: IO[str]) -> Iterator[str | None]:
             if not line:
                 return
             skipped += len(line)
-            if skipped > 4 * MAX_LINE_CHARS:
+            if skipped > 4 * MAX_LINE_CHARS and not line.endswith("\n"):
                 raise DataFormatError(
                     f"no line end within {MAX_LINE_CHARS + skipped:,} characters: the input "
                     "is not JSON Lines (the lines before it are done)")
@@ -305,17 +305,28 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 reads as inf, and would be written as Infinity
+        raise ValueError(f"{text[:40]} is too large for a number")
+    return value
+
+
 def _json_lines(stream: IO[str], skip: int) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    """``(line number, row or None, error)`` for each non-blank line after the first ``skip``
+    non-blank ones (each wrote one output line, which is what ``--resume`` counts)."""
+    records = 0
     for number, line in enumerate(_bounded_lines(stream), 1):
-        if number <= skip:
+        if line is not None and not line.strip():
+            continue
+        records += 1
+        if records <= skip:
             continue
         if line is None:
             yield number, None, f"line {number} is longer than {MAX_LINE_CHARS >> 20} MiB"
             continue
-        if not line.strip():
-            continue
         try:
-            row = json.loads(line, parse_constant=_reject_constant)
+            row = json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)
         except json.JSONDecodeError as exc:
             yield number, None, f"line {number} is not JSON ({exc.msg})"
             continue

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kgqa_validator.errors import ConfigurationError
+from kgqa_validator.model.precision import PRECISIONS
 from kgqa_validator.prefixes import WIKIDATA_PREFIXES
 from kgqa_validator.types import Mode
 
@@ -56,6 +58,12 @@ class Settings:
     max_in_flight: int = 1
     check_unknown_ids: bool = False
     endpoint_labels: bool = False
+
+    def __post_init__(self) -> None:
+        # Fail where the setting is made, not at the first score.
+        if self.precision not in PRECISIONS:
+            raise ConfigurationError(
+                f"unknown precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
 
     @classmethod
     def for_mode(cls, mode: Mode | str, prefixes: Mapping[str, str] | None = None,

@@ -42,8 +42,9 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def oxigraph_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a read-only oxigraph server loaded with the fixture graph."""
-    # Next to this interpreter too: a virtual environment's bin/ is not on PATH unless activated.
-    binary = shutil.which("oxigraph") or shutil.which("oxigraph", path=str(Path(sys.executable).parent))
+    # The one installed with this interpreter first: a virtual environment's bin/ is not on
+    # PATH unless activated, and another version may be.
+    binary = shutil.which("oxigraph", path=str(Path(sys.executable).parent)) or shutil.which("oxigraph")
     if binary is None:
         pytest.fail("the oxigraph server is not installed (pip install oxigraph)")
     location = tmp_path_factory.mktemp("oxigraph") / "db"

@@ -215,6 +215,25 @@ def test_jsonl_resume_keeps_finished_lines(tmp_path: Path) -> None:
     assert not any(r.get("kept") for r in read_jsonl(output))
 
 
+@pytest.mark.parametrize("command", ["check", "rerank"])
+def test_jsonl_resume_counts_records_not_blank_lines(tmp_path: Path, command: str) -> None:
+    rows: list[Any] = [{"n": 1}, "", "   ", {"n": 3}, "", {"n": 4}]
+    if command == "check":
+        rows = [r if isinstance(r, str) else {**r, "sparql": VALID} for r in rows]
+    else:
+        rows = [r if isinstance(r, str) else {**r, "question": "Who is human?",
+                                              "candidates": [VALID]} for r in rows]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    output = tmp_path / "out.jsonl"
+    base = (command, "--jsonl", str(source), "--output", str(output), "--no-plugins")
+    run(*base)
+    finished = output.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert len(finished) == 3  # blank lines give no output line
+    output.write_text("".join(finished[:2]), encoding="utf-8")  # interrupted after n=3
+    run(*base, "--resume")
+    assert [r["n"] for r in read_jsonl(output)] == [1, 3, 4]
+
+
 def test_jsonl_resume_exit_status_counts_the_kept_lines(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", [{"sparql": INVALID}] + [{"sparql": VALID}] * 3)
     output = tmp_path / "out.jsonl"
@@ -383,16 +402,19 @@ def _strict_json(line: str) -> Any:
     return json.loads(line, parse_constant=refuse)
 
 
-def test_jsonl_nan_and_infinity_are_input_errors_not_echoed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["check", "rerank"])
+def test_jsonl_nan_and_infinity_are_input_errors_not_echoed(tmp_path: Path, command: str) -> None:
+    fields = '"sparql": "ASK {}"' if command == "check" else '"question": "q", "candidates": ["ASK {}"]'
     source = write_jsonl(tmp_path / "in.jsonl", [
-        '{"sparql": "ASK {}", "weight": NaN}', '{"sparql": "ASK {}", "weight": -Infinity}',
-        {"sparql": "ASK {}", "weight": 1.5}])
-    result = run("check", "--jsonl", str(source))
+        f'{{{fields}, "weight": NaN}}', f'{{{fields}, "weight": -Infinity}}',
+        f'{{{fields}, "weight": 1e999}}', f'{{{fields}, "weight": 1.5}}'])
+    result = run(command, "--jsonl", str(source), "--no-plugins")
     rows = [_strict_json(line) for line in result.stdout.splitlines()]
-    assert [r.get("valid") for r in rows] == [False, False, True]
+    assert len(rows) == 4
     assert "NaN is not a JSON value" in rows[0]["diagnostics"][0]["message"]
-    assert rows[1]["diagnostics"][0]["code"] == "invalid_input"
-    assert rows[2]["weight"] == 1.5
+    assert "1e999 is too large" in rows[2]["diagnostics"][0]["message"]
+    assert all(r["diagnostics"][0]["code"] == "invalid_input" for r in rows[:3])
+    assert rows[3]["weight"] == 1.5 and "line" not in rows[3]
 
 
 def test_jsonl_line_over_the_limit_is_reported_and_the_next_lines_go_on(

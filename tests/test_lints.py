@@ -74,6 +74,9 @@ def test_unbound_projection_shapes(validator: Validator, query: str) -> None:
     "SELECT ?x ?y WHERE { ?x wdt:P31 wd:Q5 FILTER NOT EXISTS { ?x wdt:P21 ?z } ?x wdt:P19 ?y }",
     "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 MINUS { ?x wdt:P21 ?y } } VALUES ?y { 1 }",
     "SELECT ?y WHERE { ?x wdt:P31 wd:Q5 { SELECT ?y WHERE { ?y wdt:P31 wd:Q5 MINUS { ?y wdt:P21 ?q } } } }",
+    # "minus" and "exists" as words of a language tag, not keywords.
+    'SELECT ?x WHERE { ?s rdfs:label "a"@en-minus . OPTIONAL { ?s wdt:P31 ?x } }',
+    'SELECT ?x WHERE { ?s rdfs:label "a"@exists . OPTIONAL { ?s wdt:P31 ?x } }',
 ])
 def test_bound_projections_pass(validator: Validator, query: str) -> None:
     assessment = check(validator, query)

@@ -12,6 +12,7 @@ import pytest
 
 from kgqa_validator import Validator
 from kgqa_validator.builtin.scoring import encoder_for
+from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError
 from kgqa_validator.model.encoder import SHIPPED_MODEL, Encoder
 from kgqa_validator.model.precision import cpu_has_native_bf16, resolve
@@ -40,11 +41,15 @@ def test_unknown_precision_is_a_configuration_error() -> None:
         resolve("fp16")
     with pytest.raises(ConfigurationError):
         Encoder(precision="fp16")
+    with pytest.raises(ConfigurationError, match="fp16"):
+        Settings(precision="fp16")  # where the setting is made, not at the first score
 
 
-def test_auto_resolves_to_a_concrete_precision() -> None:
+def test_auto_resolves_to_a_concrete_precision_and_shares_its_encoder() -> None:
     assert resolve("auto") in ("fp32", "bf16")
     assert [resolve(p) for p in ("fp32", "bf16", "int8")] == ["fp32", "bf16", "int8"]
+    # One model in memory whether the precision was asked for by name or through auto.
+    assert encoder_for(Settings()) is encoder_for(Settings(precision=resolve("auto")))
 
 
 @pytest.fixture(scope="module")

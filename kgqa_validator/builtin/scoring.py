@@ -10,6 +10,7 @@ from statistics import fmean
 from kgqa_validator.config import Settings
 from kgqa_validator.hookspecs import hookimpl
 from kgqa_validator.model.encoder import Encoder
+from kgqa_validator.model.precision import resolve
 from kgqa_validator.types import Candidate, Question, Score
 
 PRODUCER = "encoder"
@@ -20,7 +21,7 @@ _LOCK = threading.Lock()
 def encoder_for(settings: Settings) -> Encoder:
     """One encoder per model folder for the whole process (the model loads once)."""
     with _LOCK:
-        key = (settings.model_path, settings.precision)
+        key = (settings.model_path, resolve(settings.precision))
         encoder = _ENCODERS.get(key)
         if encoder is None:
             encoder = Encoder(settings.model_path, precision=settings.precision)

@@ -849,8 +849,11 @@ def _negated_only(tokens: list[Token]) -> set[str]:
     negations: list[int] = []  # brace depth of each open negated group
     depth = 0
     negation_next = False
-    for token in tokens[group[0] + 1:group[1]]:
-        if token.kind == "word" and token.upper in ("MINUS", "EXISTS"):
+    for i in range(group[0] + 1, group[1]):
+        token = tokens[i]
+        if token.kind == "word" and token.upper in ("MINUS", "EXISTS") \
+                and tokens[i - 1].text not in ("@", "-") and tokens[i + 1].text == "{":
+            # (not the "minus" of a language tag such as "a"@en-minus)
             negation_next = True
         elif token.text == "{":
             depth += 1
