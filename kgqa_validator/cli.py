@@ -327,11 +327,8 @@ def _json_lines(stream: IO[str], skip: int) -> Iterator[tuple[int, dict[str, Any
             continue
         try:
             row = json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)
-        except json.JSONDecodeError as exc:
-            yield number, None, f"line {number} is not JSON ({exc.msg})"
-            continue
-        except ValueError as exc:
-            yield number, None, f"line {number} is not JSON ({exc})"
+        except ValueError as exc:  # JSONDecodeError, or what _reject_constant/_finite_float say
+            yield number, None, f"line {number} is not JSON ({getattr(exc, 'msg', exc)})"
             continue
         except RecursionError:
             yield number, None, f"line {number} is JSON nested too deeply to read"

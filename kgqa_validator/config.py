@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kgqa_validator.errors import ConfigurationError
-from kgqa_validator.model.precision import PRECISIONS
+from kgqa_validator.model.precision import check as check_precision
 from kgqa_validator.prefixes import WIKIDATA_PREFIXES
 from kgqa_validator.types import Mode
 
@@ -60,10 +59,7 @@ class Settings:
     endpoint_labels: bool = False
 
     def __post_init__(self) -> None:
-        # Fail where the setting is made, not at the first score.
-        if self.precision not in PRECISIONS:
-            raise ConfigurationError(
-                f"unknown precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        check_precision(self.precision)  # fail where the setting is made, not at the first score
 
     @classmethod
     def for_mode(cls, mode: Mode | str, prefixes: Mapping[str, str] | None = None,

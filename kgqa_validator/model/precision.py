@@ -51,12 +51,18 @@ def _torch_bf16_supported() -> bool:
         return False
 
 
-def resolve(precision: str) -> str:
-    """The concrete precision (``fp32``, ``bf16`` or ``int8``) that ``precision`` stands for."""
+def check(precision: str) -> str:
+    """``precision`` itself, or :class:`ConfigurationError` if it is not one of PRECISIONS
+    (cheap: nothing about the machine is looked at)."""
     if precision not in PRECISIONS:
         raise ConfigurationError(
             f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    return _auto() if precision == "auto" else precision
+    return precision
+
+
+def resolve(precision: str) -> str:
+    """The concrete precision (``fp32``, ``bf16`` or ``int8``) that ``precision`` stands for."""
+    return _auto() if check(precision) == "auto" else precision
 
 
 @functools.cache

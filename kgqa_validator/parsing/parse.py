@@ -399,10 +399,7 @@ def _strict_check(text: str, prefixes: Mapping[str, str], *, scope: bool = False
     projects and binds (its WHERE group parsed again as ``SELECT * WHERE``, which projects
     exactly the variables in scope there)."""
     tokens = tokenize(text)
-    keyword = next((i for i, t in enumerate(tokens)
-                    if t.kind == "word" and t.upper not in ("PREFIX", "BASE")), None)
-    if keyword is not None and tokens[keyword].upper not in QUERY_KEYWORDS:
-        keyword = None
+    keyword = _query_keyword(tokens)
     group = _where_group(tokens, keyword) if keyword is not None else None
     strict_text, to_original = _fenced(text, tokens, keyword, group)
     message, projected = _strict_parse(strict_text, prefixes)
@@ -420,6 +417,13 @@ def _strict_check(text: str, prefixes: Mapping[str, str], *, scope: bool = False
         return _Strict(None, projected)
     return _Strict(None, projected,
                    frozenset(in_scope) | frozenset(_bound_outside_where(tokens, group)))
+
+
+def _query_keyword(tokens: list[Token]) -> int | None:
+    """Index of the query form's keyword (the first word after the prologue), if it is one."""
+    keyword = next((i for i, t in enumerate(tokens)
+                    if t.kind == "word" and t.upper not in ("PREFIX", "BASE")), None)
+    return keyword if keyword is not None and tokens[keyword].upper in QUERY_KEYWORDS else None
 
 
 def _short_reason(message: str) -> str:
@@ -837,8 +841,7 @@ def _negated_only(tokens: list[Token]) -> set[str]:
     """Variables of a SELECT's WHERE group that occur there only inside ``MINUS { }`` or
     ``(NOT) EXISTS { }``: such a group only removes solutions, it never binds (SPARQL 1.1,
     sections 8 and 18.2), although rdflib's algebra counts its variables as bound."""
-    keyword = next((i for i, t in enumerate(tokens)
-                    if t.kind == "word" and t.upper not in ("PREFIX", "BASE")), None)
+    keyword = _query_keyword(tokens)
     if keyword is None or tokens[keyword].upper != "SELECT":
         return set()
     group = _where_group(tokens, keyword)
