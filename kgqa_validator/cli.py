@@ -137,6 +137,11 @@ def _add_scoring(parser: argparse.ArgumentParser) -> None:
                         help="fetch English labels for the ids from the endpoint")
     parser.add_argument("--check-ids", action="store_true",
                         help="report ids the endpoint does not have (unknown_id, an error)")
+    parser.add_argument("--no-consensus", action="store_true",
+                        help="rank by the encoder alone, not also by the candidates' agreement")
+    parser.add_argument("--consensus-weight", type=float, metavar="W",
+                        help="weight of the candidates' agreement against the encoder, 0-1 "
+                             "(default 0.5; used with 3 or more valid candidates)")
     _add_endpoint(parser)
 
 
@@ -185,7 +190,13 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
             precision=args.precision or settings.precision,
             endpoint_labels=args.endpoint_labels,
             check_unknown_ids=args.check_ids,
+            consensus=not args.no_consensus,
         )
+        if args.consensus_weight is not None:
+            if not 0.0 <= args.consensus_weight <= 1.0:
+                raise UsageError(f"--consensus-weight must be between 0 and 1, not "
+                                 f"{args.consensus_weight}")
+            settings = replace(settings, consensus_weight=args.consensus_weight)
         settings = _endpoint_settings(args, settings)
     return settings
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kgqa_validator.errors import ConfigurationError
 from kgqa_validator.model.precision import check as check_precision
 from kgqa_validator.prefixes import WIKIDATA_PREFIXES
 from kgqa_validator.types import Mode
@@ -33,6 +34,11 @@ class Settings:
     many requests one endpoint may have open at once; ``cache_dir`` defaults to the user's
     cache directory.  ``endpoint_labels`` and ``check_unknown_ids`` turn on the endpoint label
     source (:mod:`kgqa_validator.builtin.endpoint_labels`).
+
+    ``consensus`` lets the candidates' agreement with each other take part in the ranking
+    where a request has three or more valid candidates, blended with the encoder's score with
+    weight ``consensus_weight`` (0: encoder only, 1: consensus only among the candidates the
+    encoder accepts); see :mod:`kgqa_validator.builtin.combine`.
     """
 
     mode: Mode = Mode.WIKIDATA
@@ -57,9 +63,14 @@ class Settings:
     max_in_flight: int = 1
     check_unknown_ids: bool = False
     endpoint_labels: bool = False
+    consensus: bool = True
+    consensus_weight: float = 0.5
 
     def __post_init__(self) -> None:
         check_precision(self.precision)  # fail where the setting is made, not at the first score
+        if not 0.0 <= self.consensus_weight <= 1.0:  # also refuses NaN
+            raise ConfigurationError(
+                f"consensus_weight must be between 0 and 1, not {self.consensus_weight}")
 
     @classmethod
     def for_mode(cls, mode: Mode | str, prefixes: Mapping[str, str] | None = None,

@@ -38,6 +38,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "kgqa_validator.builtin.labels",
     "kgqa_validator.builtin.endpoint_labels",
     "kgqa_validator.builtin.scoring",
+    "kgqa_validator.builtin.consensus",
     "kgqa_validator.builtin.execute",
     "kgqa_validator.builtin.decide",
 )

@@ -142,6 +142,14 @@ class Score:
     threshold: float | None = None
     detail: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "producer": self.producer,
+            "value": round(self.value, 6),
+            "threshold": None if self.threshold is None else round(self.threshold, 6),
+            "detail": self.detail,
+        }
+
 
 @dataclass(frozen=True)
 class Execution:
@@ -194,6 +202,7 @@ class Verdict:
     diagnostics: tuple[Diagnostic, ...]
     execution: Execution | None = None
     producer: str = ""
+    scores: tuple[Score, ...] = ()  # each scorer's own score; ``score`` is their combination
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -201,6 +210,7 @@ class Verdict:
             "index": self.candidate.index,
             "rank": self.rank,
             "score": None if self.score is None else round(self.score, 6),
+            "scores": [s.to_dict() for s in self.scores],
             "verdict": self.decision.value,
             "valid": self.valid,
             "diagnostics": [d.to_dict() for d in self.diagnostics],

@@ -164,6 +164,10 @@ class Validator:
             assessments = self.execute(assessments)
         verdicts = self.pm.hook.kgqa_decide(question=q, assessments=assessments,
                                             settings=self.settings)
+        # Each verdict shows every scorer's own score, whichever plugin decided.
+        per_scorer = {a.candidate.index: a.scores for a in assessments}
+        verdicts = [v if v.scores else replace(v, scores=per_scorer.get(v.candidate.index, ()))
+                    for v in verdicts]
         scored = [a for a in assessments if a.score is not None]
         notes: tuple[str, ...] = ()
         scorer = None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from statistics import fmean
 
+from kgqa_validator.builtin.combine import combine
 from kgqa_validator.config import Settings
 from kgqa_validator.hookspecs import hookimpl
 from kgqa_validator.model.encoder import Encoder
@@ -52,17 +52,5 @@ def kgqa_score(
 
 @hookimpl(trylast=True)
 def kgqa_combine_scores(scores: Sequence[Sequence[Score]], settings: Settings) -> Sequence[Score] | None:
-    if not scores:
-        return None
-    if len(scores) == 1:
-        return list(scores[0])
-    combined = []
-    for per_candidate in zip(*scores, strict=True):
-        thresholds = [s.threshold for s in per_candidate if s.threshold is not None]
-        combined.append(Score(
-            fmean(s.value for s in per_candidate),
-            "+".join(s.producer for s in per_candidate),
-            fmean(thresholds) if len(thresholds) == len(per_candidate) else None,
-            "mean",
-        ))
-    return combined
+    # One scorer as is, several averaged, the consensus blended in: see builtin/combine.py.
+    return combine(scores, settings)

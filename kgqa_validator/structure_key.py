@@ -1,0 +1,233 @@
+"""What a query says, independent of how it is spelled: the structural form of a candidate.
+
+Two candidates that differ only in spelling get the same :attr:`Structure.key`:
+
+- PREFIX and BASE lines are resolved and dropped; full IRIs and prefixed names in any
+  declared prefix are written with the standard Wikidata query service names (``wd:Q42``,
+  ``wdt:P19``, ``p:``/``ps:``/``pq:`` ...), and ``rdf:type`` is written ``a``;
+- variables are renamed ``?v0``, ``?v1`` ... in order of first appearance (``$x`` is ``?x``);
+  those seen only in decoration (below) come last, as ``?lN``;
+- the optional dot before a closing brace is dropped;
+- keywords and function names are upper-cased; whitespace and comments do not count;
+- string literals are written with double quotes.
+
+Each token also says whether it is *decoration*: the English-label boilerplate LLMs add
+around an answer (``SERVICE wikibase:label { ... }``, ``?x rdfs:label ?xLabel`` and the
+``FILTER(LANG(?xLabel) = "en")`` that goes with it, the ``?xLabel`` variables themselves).
+It changes how the answer is shown, not which answer it is, so similarity measures weigh it
+less (see :mod:`kgqa_validator.builtin.consensus`).
+
+The lexer never fails, so neither does :func:`structure`: text that is not SPARQL still has a
+(meaningless but deterministic) structure.  Work is linear in the text; at most
+``max_tokens`` tokens are kept.
+
+Example:
+    >>> a = structure("PREFIX wd: <http://www.wikidata.org/entity/>\\n"
+    ...               "select ?who where { wd:Q42 <http://www.wikidata.org/prop/direct/P19> ?who }")
+    >>> b = structure("SELECT ?x WHERE {wd:Q42 wdt:P19 ?x}")
+    >>> a.key == b.key
+    True
+    >>> a.key
+    'SELECT ?v0 WHERE { wd:Q42 wdt:P19 ?v0 }'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kgqa_validator.parsing.lexer import Token, analyse, expand_name
+from kgqa_validator.prefixes import WIKIDATA_PREFIXES
+
+MAX_TOKENS = 2_000
+"""Tokens kept per query: far more than any real candidate has (LLM candidates: ~30-150)."""
+
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+LABEL_PREDICATES = frozenset({
+    "http://www.w3.org/2000/01/rdf-schema#label",
+    "http://www.w3.org/2004/02/skos/core#altLabel",
+    "http://www.w3.org/2004/02/skos/core#prefLabel",
+    "http://schema.org/description",
+    "http://schema.org/name",
+})
+LABEL_SERVICE = "http://wikiba.se/ontology#label"
+# The label service binds ?xLabel, ?xAltLabel and ?xDescription for every projected ?x.
+_LABEL_SUFFIXES = ("AltLabel", "Label", "Description")
+# Longest namespace first, so that p: never shadows ps:/pq: (they all start with .../prop/).
+_NAMESPACES = sorted(((iri, name) for name, iri in WIKIDATA_PREFIXES.items()),
+                     key=lambda item: -len(item[0]))
+
+
+@dataclass(frozen=True)
+class Structure:
+    """The normalised tokens of one query and, per token, whether it is label decoration."""
+
+    tokens: tuple[str, ...]
+    decoration: tuple[bool, ...]
+
+    @property
+    def key(self) -> str:
+        """Equal for candidates that differ only in spelling (see the module docstring)."""
+        return " ".join(self.tokens)
+
+    @property
+    def core_key(self) -> str:
+        """:attr:`key` without the label decoration: equal when two queries ask the same."""
+        core = [t for t, d in zip(self.tokens, self.decoration, strict=True) if not d]
+        return " ".join(t for i, t in enumerate(core)
+                        if t != "." or (i + 1 < len(core) and core[i + 1] != "}"))
+
+
+def compact_iri(iri: str) -> str:
+    """``wd:Q42`` for ``http://www.wikidata.org/entity/Q42``; other IRIs as ``<iri>``."""
+    if iri == RDF_TYPE:
+        return "a"
+    for namespace, name in _NAMESPACES:
+        if iri.startswith(namespace):
+            local = iri[len(namespace):]
+            if local and all(c.isalnum() or c in "_-." for c in local) and not local.endswith("."):
+                return f"{name}:{local}"
+    return f"<{iri}>"
+
+
+def _prologue_end(tokens: list[Token]) -> int:
+    """Index of the first token after the PREFIX/BASE declarations."""
+    i = 0
+    while i < len(tokens) and tokens[i].kind == "word":
+        upper = tokens[i].upper
+        if upper == "PREFIX" and i + 2 < len(tokens) and tokens[i + 1].kind == "pname":
+            i += 3
+        elif upper == "BASE" and i + 1 < len(tokens):
+            i += 2
+        else:
+            break
+    return i
+
+
+def _normalise(token: Token, prefixes: Mapping[str, str], declared: Mapping[str, str]) -> str:
+    kind, text = token.kind, token.text
+    if kind == "word":
+        return "a" if text == "a" else text.upper()
+    if kind in ("pname", "iri"):
+        iri = expand_name(text, prefixes, declared)
+        if kind == "pname" and iri == text:  # an undeclared prefix: keep it as written
+            return text
+        return compact_iri(iri)
+    if kind == "string":
+        quote = 3 if text[:3] in ('"""', "'''") else 1
+        return '"' + text[quote:-quote] + '"'
+    return text
+
+
+def _label_variables(tokens: list[Token], names: list[str], has_service: bool) -> set[str]:
+    """Variables (original names) that only carry an English label or description."""
+    found: set[str] = set()
+    for i, name in enumerate(names):
+        if name in LABEL_PREDICATES and i + 1 < len(tokens) and tokens[i + 1].kind == "var":
+            found.add(tokens[i + 1].text[1:])
+    if has_service:
+        variables = {t.text[1:] for t in tokens if t.kind == "var"}
+        for var in variables:
+            for suffix in _LABEL_SUFFIXES:
+                if var.endswith(suffix) and var[: -len(suffix)] in variables:
+                    found.add(var)
+                    break
+    return found
+
+
+def _brackets(tokens: list[Token]) -> dict[int, int]:
+    """Index of the closing bracket of every opening one (unclosed: ``len(tokens)``), in one pass."""
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for i, token in enumerate(tokens):
+        if token.kind != "punct":
+            continue
+        if token.text in "{([":
+            stack.append(i)
+        elif token.text in "})]" and stack:
+            closing[stack.pop()] = i
+    for i in stack:
+        closing[i] = len(tokens)
+    return closing
+
+
+def _mark_decoration(tokens: list[Token], names: list[str], labels: set[str]) -> list[bool]:
+    n = len(tokens)
+    closing = _brackets(tokens)
+    marks = [t.kind == "var" and t.text[1:] in labels for t in tokens]
+    # label_vars[k]: label variables among tokens[:k] (a FILTER's content is checked in O(1)).
+    label_vars = [0]
+    for flag in marks:
+        label_vars.append(label_vars[-1] + flag)
+
+    def mark(first: int, last: int) -> None:
+        for k in range(first, min(last, n - 1) + 1):
+            marks[k] = True
+
+    for i, token in enumerate(tokens):
+        opens = i + 1 < n and tokens[i + 1].kind == "punct"
+        if token.kind == "word" and token.upper == "SERVICE" and i + 2 < n \
+                and names[i + 1] == LABEL_SERVICE and tokens[i + 2].text == "{":
+            mark(i, closing[i + 2])
+        elif names[i] in LABEL_PREDICATES:
+            # ?s rdfs:label ?o .  (or  ; rdfs:label ?o  inside a predicate-object list)
+            mark(i, i + 1)
+            if i and tokens[i - 1].text == ";":
+                marks[i - 1] = True
+            elif i and tokens[i - 1].kind in ("var", "pname", "iri"):
+                marks[i - 1] = True
+                if i + 2 < n and tokens[i + 2].text == ".":
+                    marks[i + 2] = True
+        elif token.kind == "word" and token.upper == "FILTER" and opens and tokens[i + 1].text == "(":
+            end = closing[i + 1]
+            if label_vars[min(end, n)] - label_vars[i + 2] > 0:
+                mark(i, end)
+    # An OPTIONAL { ... } that holds nothing but decoration is decoration as a whole.
+    meaning = [0]  # meaning[k]: tokens among tokens[:k] that are neither decoration nor "."
+    for k, token in enumerate(tokens):
+        meaning.append(meaning[-1] + (not marks[k] and token.text != "."))
+    for i, token in enumerate(tokens):
+        if token.kind == "word" and token.upper == "OPTIONAL" and i + 1 < n and tokens[i + 1].text == "{":
+            end = closing[i + 1]
+            if meaning[min(end, n)] - meaning[i + 2] == 0:
+                mark(i, end)
+    return marks
+
+
+def structure(sparql: str, prefixes: Mapping[str, str] | None = None,
+              max_tokens: int = MAX_TOKENS) -> Structure:
+    """The structural form of ``sparql`` (see the module docstring).
+
+    Args:
+        sparql: the query as given.
+        prefixes: prefixes assumed declared (default: the Wikidata query service's); the
+            query's own PREFIX lines win over them.
+        max_tokens: tokens kept after the prologue (bounds the work on hostile input).
+    """
+    prefixes = WIKIDATA_PREFIXES if prefixes is None else prefixes
+    facts = analyse(sparql)
+    tokens = facts.tokens
+    tokens = tokens[_prologue_end(tokens):][:max_tokens]
+    names = [expand_name(t.text, prefixes, facts.declared_prefixes)
+             if t.kind in ("pname", "iri") else "" for t in tokens]
+    has_service = any(name == LABEL_SERVICE for name in names)
+    labels = _label_variables(tokens, names, has_service)
+    marks = _mark_decoration(tokens, names, labels)
+    # Variables are numbered by first appearance outside decoration, so that adding a label
+    # service does not renumber the variables that carry the meaning.
+    renamed: dict[str, str] = {}
+    for token, decoration in zip(tokens, marks, strict=True):
+        if token.kind == "var" and not decoration:
+            renamed.setdefault(token.text[1:], f"?v{len(renamed)}")
+    for token in tokens:
+        if token.kind == "var" and token.text[1:] not in renamed:
+            renamed[token.text[1:]] = f"?l{len(renamed)}"
+    out: list[str] = []
+    kept: list[bool] = []
+    for i, token in enumerate(tokens):
+        if token.text == "." and i + 1 < len(tokens) and tokens[i + 1].text == "}":
+            continue  # a pattern's last dot is optional
+        out.append(renamed[token.text[1:]] if token.kind == "var"
+                   else _normalise(token, prefixes, facts.declared_prefixes))
+        kept.append(marks[i])
+    return Structure(tuple(out), tuple(kept))
