@@ -650,6 +650,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from kgqa_validator.builtin.labels import load_labels
     from kgqa_validator.model.evaluate import evaluate_models
 
+    if args.llm_candidates is not None:
+        from kgqa_validator.model import evaluate_candidates as llm
+
+        result = llm.evaluate_llm_candidates(args.llm_candidates, limit=args.limit,
+                                             weights=llm.SENSITIVITY, progress=not args.quiet)
+        print("\n".join(llm.format_result(result)))
+        if args.test is None:
+            if args.output_json is not None:
+                llm.write_result(result, args.output_json)
+            return EXIT_OK
+    if args.test is None:
+        raise UsageError("evaluate: give --test FILE (LC-QuAD 2.0 test JSON) or --llm-candidates FILE")
+
     labels: dict[str, str] = {}
     for path in args.labels:
         labels.update(load_labels(path))
@@ -744,7 +757,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="measure models on fixed evaluation sets")
-    evaluate.add_argument("--test", required=True, type=Path, help="LC-QuAD 2.0 test JSON")
+    evaluate.add_argument("--test", type=Path, help="LC-QuAD 2.0 test JSON")
+    evaluate.add_argument("--llm-candidates", type=Path, metavar="FILE",
+                          help="JSONL of generated candidate sets with answer_f1: report the "
+                               "answer-F1 of the validator's pick (see the README, Consensus)")
     evaluate.add_argument("--labelized", type=Path, help="labelized test JSONL")
     evaluate.add_argument("--model", action="append", type=Path,
                           help="model folder (repeatable; default: the shipped model)")

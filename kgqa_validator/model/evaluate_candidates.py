@@ -33,6 +33,8 @@ from kgqa_validator.errors import DataFormatError
 from kgqa_validator.validator import Validator
 
 SETUPS = ("default", "encoder", "consensus")
+SENSITIVITY = (0.25, 0.75, 1.0)
+"""Other consensus weights the CLI reports next to the default (a check, not a tuning)."""
 
 
 def read_candidate_sets(path: Path, limit: int | None = None) -> Iterator[dict[str, Any]]:
@@ -177,3 +179,10 @@ def format_result(result: dict[str, Any]) -> list[str]:
         for name, value in part["reference"].items():
             lines.append(f"    {name:<16} answer-F1 {value:.4f}")
     return lines
+
+
+
+def write_result(result: dict[str, Any], path: Path) -> None:
+    """Write ``result`` as indented JSON (the folder is created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
