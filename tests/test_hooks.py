@@ -40,7 +40,7 @@ from kgqa_validator.validator import NO_SCORER_NOTE
 
 QUERY = "SELECT ?x WHERE { wd:Q25338 wdt:P50 ?x }"
 BROKEN = "SELECT ?x WHERE { wd:Q25338 wdt:P50 }"
-NO_MODEL = ["scoring", "execute", "endpoint_labels"]
+NO_MODEL = ["scoring", "consensus", "execute", "endpoint_labels"]  # no built-in scorer
 
 
 def manager(*plugins: object, block: Sequence[str] = NO_MODEL) -> PluginManager:

@@ -60,7 +60,7 @@ def test_block_a_builtin_by_argument() -> None:
     from kgqa_validator.builtin import scoring
 
     assert pm.register(scoring, name="scoring") is None
-    assert pm.hook.kgqa_score.get_hookimpls() == []
+    assert [i.plugin_name for i in pm.hook.kgqa_score.get_hookimpls()] == ["consensus"]
 
 
 def test_block_by_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
