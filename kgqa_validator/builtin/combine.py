@@ -1,5 +1,6 @@
-"""The built-in rule that joins several scorers' scores (the scoring plugin's
-``kgqa_combine_scores`` calls :func:`combine`).
+"""The built-in rule that joins several scorers' scores (the ``kgqa_combine_scores`` of
+both the ``scoring`` and the ``consensus`` plugin call :func:`combine`, so the rule holds with
+either of them blocked).
 
 Without a consensus score (fewer than three valid candidates, ``settings.consensus`` off, or
 the ``consensus`` plugin blocked): one scorer's score is taken as it is, several scorers'

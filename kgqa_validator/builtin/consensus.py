@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kgqa_validator.builtin.combine import combine
 from kgqa_validator.config import Settings
 from kgqa_validator.hookspecs import hookimpl
 from kgqa_validator.structure_key import Structure, structure
@@ -123,3 +124,10 @@ def kgqa_score(
               f"{a.copies} of {a.total} candidates have this structure")
         for a in agreements(forms)
     ]
+
+
+@hookimpl(trylast=True)
+def kgqa_combine_scores(scores: Sequence[Sequence[Score]], settings: Settings) -> Sequence[Score] | None:
+    # The same rule as the scoring plugin's, so that the consensus still ranks on its own
+    # when the encoder plugin is blocked (whichever of the two pluggy calls first answers).
+    return combine(scores, settings)

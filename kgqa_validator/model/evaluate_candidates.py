@@ -68,7 +68,10 @@ def read_candidate_sets(path: Path, limit: int | None = None) -> Iterator[dict[s
                 return
 
 
-def _validators(settings: Settings, weights: Sequence[float]) -> dict[str, Validator]:
+def _validators(settings: Settings, weights: Sequence[float],
+                only: Sequence[str] | None) -> dict[str, Validator]:
+    if only is not None:
+        return {name: v for name, v in _validators(settings, weights, None).items() if name in only}
     found = {
         "default": Validator(settings, autoload=False),
         "encoder": Validator(replace(settings, consensus=False), autoload=False),
@@ -107,19 +110,22 @@ class _Tally:
 
 def evaluate_llm_candidates(path: Path, settings: Settings | None = None, *,
                             limit: int | None = None, weights: Sequence[float] = (),
+                            only: Sequence[str] | None = None,
                             progress: bool = False) -> dict[str, Any]:
     """Mean answer-F1 of each set-up's pick over the question records of ``path``.
 
     Two variants: ``distinct`` (each distinct query once, as the file lists them) and
     ``as_generated`` (each query repeated ``votes`` times, as a validator receives the
     outputs of n runs).  ``weights`` adds the default decision with other consensus weights
-    (a sensitivity check, distinct variant only).  Returns ``{"questions", "distinct":
+    (a sensitivity check, distinct variant only); ``only`` names the set-ups to run (default
+    all).  Returns ``{"questions", "distinct":
     {...}, "as_generated": {...}, "seconds"}``; each variant has ``setups`` (``answer_f1``,
     ``none_accepted`` per set-up) and ``reference`` (random, most_voted, oracle).
     """
     settings = settings or Settings()
-    validators = _validators(settings, weights)
-    tallies = {"distinct": _Tally(list(validators)), "as_generated": _Tally(list(SETUPS))}
+    validators = _validators(settings, weights, only)
+    tallies = {"distinct": _Tally(list(validators)),
+               "as_generated": _Tally([name for name in SETUPS if name in validators])}
     started = time.perf_counter()
     records = list(read_candidate_sets(path, limit))
     bar = None
