@@ -6,6 +6,7 @@ import itertools
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,8 @@ from kgqa_validator.builtin.combine import blend, combine
 from kgqa_validator.cli import main
 from kgqa_validator.errors import ConfigurationError
 from kgqa_validator.structure_key import structure
+
+LABELS = Path(__file__).resolve().parents[1] / "fixtures" / "labels.json"
 
 BORN = "Where was Douglas Adams born?"
 RIGHT = "SELECT ?p WHERE { wd:Q42 wdt:P19 ?p }"
@@ -158,10 +161,12 @@ def test_shipped_model_majority_and_switch(shipped: Validator) -> None:
 
 
 def test_consensus_never_rescues_a_rejected_candidate(shipped: Validator) -> None:
-    unrelated = "SELECT ?m WHERE { wd:Q1299 wdt:P527 ?m }"  # members of the Beatles
+    # Members of the Beatles: below the threshold with labels (test_scoring.py).
+    unrelated = "SELECT ?m WHERE { wd:Q1299 wdt:P527 ?m }"
     capital = "SELECT ?c WHERE { wd:Q142 wdt:P36 ?c }"
     for weight in (0.5, 1.0):
-        report = Validator(Settings(consensus_weight=weight), plugin_manager=shipped.pm).validate(
+        settings = Settings(consensus_weight=weight, labels_files=(LABELS,))
+        report = Validator(settings, plugin_manager=shipped.pm).validate(
             "What is the capital of France?", [unrelated, unrelated, unrelated, capital])
         assert report.scorer == "combined"
         assert report.best is not None and report.best.candidate.sparql == capital
