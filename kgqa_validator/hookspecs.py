@@ -132,7 +132,9 @@ def kgqa_combine_scores(
     """Combine several scorers' results into one Score per candidate.
 
     Stops at first non-None result.  ``scores[k][i]`` is scorer ``k``'s score of candidate
-    ``i``.  The built-in takes the single scorer as is, and the mean of several.
+    ``i``.  The built-in takes the single scorer as is, the mean of several, and blends a
+    ``consensus`` score into the encoder's without changing any verdict
+    (:mod:`kgqa_validator.builtin.combine`).
 
     :param scores: every scorer's scores.
     :param settings: the validator's settings.
