@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 60.0
 MAX_BATCH = 32
+# The time limit counts the worker's CPU time; on a machine so busy that the worker gets
+# less than a share of this, wall time stops it after all.
+WALL_CAP_FACTOR = 8
 
 
 def worker_main() -> None:
@@ -91,7 +94,7 @@ class _Worker(WorkerProcess):
         try:
             self.outbox.send(list(texts))
             for _ in texts:
-                if not self.inbox.poll(timeout_s):
+                if not self.wait_for_answer(timeout_s, WALL_CAP_FACTOR * timeout_s + 5.0):
                     self.stop()
                     answers.append(None)
                     break
@@ -115,7 +118,7 @@ class ParserPool:
         self.options: dict[str, Any] = {"prefixes": dict(prefixes), "wikidata": wikidata,
                         "max_chars": max_chars, "max_depth": max_depth}
         self.timeout_s = timeout_s
-        # Inside a worker rdflib gets half the time limit (SIGALRM, which only a worker's main
+        # Inside a worker rdflib gets half the time limit (SIGPROF, which only a worker's main
         # thread may use): past it the query keeps pyoxigraph's verdict and skips the
         # structural lints, instead of losing the whole parse to the time limit.
         worker_options = {**self.options, "structure_timeout_s": timeout_s / 2}

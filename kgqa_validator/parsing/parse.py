@@ -122,7 +122,7 @@ _BIG_STACK = _BigStack()
 
 
 class _Deadline(BaseException):
-    """Raised by SIGALRM inside rdflib; a BaseException so that no ``except Exception`` in
+    """Raised by SIGPROF inside rdflib; a BaseException so that no ``except Exception`` in
     rdflib or pyparsing swallows it."""
 
 
@@ -131,7 +131,9 @@ class StructureTimeout(Exception):
 
 
 def _with_deadline(fn: Callable[[], _T], seconds: float | None) -> _T:
-    """Run ``fn`` with a SIGALRM deadline (main thread of a worker process only)."""
+    """Run ``fn`` with a deadline of ``seconds`` of this process's CPU time (SIGPROF; main
+    thread of a worker process only).  CPU time, not wall time, so that a verdict does not
+    depend on how busy the machine is."""
     if not seconds or threading.current_thread() is not threading.main_thread() \
             or not hasattr(signal, "setitimer"):
         return fn()
@@ -139,17 +141,17 @@ def _with_deadline(fn: Callable[[], _T], seconds: float | None) -> _T:
     def expire(signum: int, frame: object) -> None:
         raise _Deadline
 
-    previous = signal.signal(signal.SIGALRM, expire)
+    previous = signal.signal(signal.SIGPROF, expire)
     try:
         try:
-            signal.setitimer(signal.ITIMER_REAL, seconds)
+            signal.setitimer(signal.ITIMER_PROF, seconds)
             return fn()
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
     except _Deadline:
         raise StructureTimeout(f"rdflib took longer than {seconds:g} s") from None
     finally:
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def excerpt_at(text: str, offset: int, limit: int = 40) -> str:
@@ -331,6 +333,7 @@ class _Strict:
     error: tuple[int, str] | None  # offset in the text, reason
     projected: tuple[str, ...] | None = None
     bound: frozenset[str] | None = None  # in scope in WHERE, plus aliases and trailing VALUES
+    unfenced: bool = False  # the tokens showed no WHERE group to fence, yet there are braces
 
 
 def _fenced(text: str, tokens: list[Token], keyword: int | None,
@@ -406,9 +409,13 @@ def _strict_check(text: str, prefixes: Mapping[str, str], *, scope: bool = False
     if message is not None:
         return _Strict(_strict_error_offset(message, text, strict_text, to_original, tokens,
                                             keyword, group))
-    if not scope or keyword is None or group is None or tokens[keyword].upper != "SELECT" \
-            or projected is None:
-        return _Strict(None)
+    short = keyword is not None and tokens[keyword].upper == "CONSTRUCT" \
+        and _short_construct(tokens, keyword) is not None
+    unfenced = group is None and not short \
+        and any(t.kind == "punct" and t.text == "{" for t in tokens)
+    if unfenced or not scope or keyword is None or group is None \
+            or tokens[keyword].upper != "SELECT" or projected is None:
+        return _Strict(None, unfenced=unfenced)
     open_, close = tokens[group[0]].start, tokens[group[1]].start
     where = text[:tokens[keyword].start] + "SELECT * WHERE " + _FENCE_OPEN \
         + text[open_ + 1:close] + _FENCE_CLOSE
@@ -597,7 +604,7 @@ def parse_query(
 
     ``strict=False`` stops after the linear-time lexical checks (what the caller can still
     afford when a worker ran out of time); ``structure=False`` skips rdflib.
-    ``structure_timeout_s`` bounds rdflib (quadratic in long object lists) with SIGALRM; it
+    ``structure_timeout_s`` bounds rdflib (quadratic in long object lists) with SIGPROF (CPU time); it
     only applies in the main thread and is meant for the parser's worker processes: when it
     expires the structural lints are skipped with a ``lint_skipped`` note.
     """
@@ -619,6 +626,14 @@ def parse_query(
 
     facts = analyse(text)
     form = _form_of(facts.first_keyword)
+    if facts.escape_conflicts:
+        at, why = facts.escape_conflicts[0]
+        out.add("ambiguous_escape", Severity.ERROR,
+                f"the code point escape {excerpt_at(text, at, 10)!r} {why}: pyoxigraph decodes "
+                "escapes only inside strings and IRIs, the SPARQL 1.1 text and Java stores "
+                "everywhere, so the query could mean two things; write the character itself",
+                at, excerpt=text[at:at + 10])
+        return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
     if facts.depth > max_depth:
         out.add("too_deep", Severity.ERROR,
                 f"brackets nest {facts.depth} deep; the limit is {max_depth}",
@@ -729,6 +744,14 @@ def parse_query(
         except Exception as exc:  # rdflib raises ParseException, bare Exception, TypeError ...
             rdflib_error = exc
 
+    disagreement = _disagreement(facts, verdict) if strict_error is None else None
+    if disagreement is not None:
+        offset, why = disagreement
+        out.add("lexer_disagreement", Severity.ERROR,
+                f"pyoxigraph accepts this query, but the validator's tokenizer reads it "
+                f"differently ({why}); it is rejected rather than guessed at", offset)
+        return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
+
     if strict_error is None and facts.operand_iris:
         token = facts.operand_iris[0]
         out.add("syntax_error", Severity.ERROR,
@@ -809,6 +832,19 @@ def parse_query(
         aggregates=info["aggregates"] if info else (),
         **_lexical(facts),
     )
+
+
+def _disagreement(facts: LexicalFacts, verdict: _Strict) -> tuple[int | None, str] | None:
+    """Where the tokens contradict pyoxigraph's acceptance of the query: then what the
+    lexical checks (SERVICE, FROM, the fence) saw is not what pyoxigraph or an endpoint
+    would run, so the query must fail closed."""
+    if facts.unterminated:
+        return facts.unterminated[0].start, "an unterminated string"
+    if facts.unbalanced is not None:
+        return facts.unbalanced.start, f"{facts.unbalanced.text!r} does not pair up"
+    if verdict.unfenced:
+        return None, "no WHERE group found"
+    return None
 
 
 def _rebound_by_bind(facts: LexicalFacts) -> list[Token]:
