@@ -13,6 +13,9 @@ import subprocess
 import sys
 import time
 from multiprocessing.connection import Connection
+from types import TracebackType
+
+from kgqa_validator import network_fence
 
 try:
     _CLOCK_TICKS = float(os.sysconf("SC_CLK_TCK"))
@@ -86,7 +89,28 @@ class WorkerProcess:
 
 def child_connections() -> tuple[Connection, Connection]:
     """The child's side: ``(inbox, outbox)``; stdout then goes to stderr, so that nothing but
-    answers reaches the parent's pipe."""
+    answers reaches the parent's pipe.  From here on the child cannot open a network
+    connection (:mod:`kgqa_validator.network_fence`), and a parent that goes away or a
+    Ctrl-C ends it without a traceback."""
+    network_fence.install()
+    _quiet_exit()
     inbox, outbox = Connection(os.dup(0)), Connection(os.dup(1))
     sys.stdout = sys.stderr
     return inbox, outbox
+
+
+def _quiet_exit() -> None:
+    """A worker whose parent was interrupted (Ctrl-C reaches the whole process group) or
+    killed exits silently: the parent reports what happened, once."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException,
+             traceback: TracebackType | None) -> None:
+        if issubclass(kind, (EOFError, BrokenPipeError, ConnectionError, KeyboardInterrupt)):
+            os._exit(0)
+        previous(kind, value, traceback)
+
+    sys.excepthook = hook

@@ -49,9 +49,17 @@ def data_format(path: Path) -> str:
 
 def _guard(query: str) -> str | None:
     """Last check before pyoxigraph: the tokenizer must see no SERVICE, FROM or update."""
+    from kgqa_validator.execution.refusal import lexical_doubt
     from kgqa_validator.parsing.lexer import QUERY_KEYWORDS, analyse
 
     facts = analyse(query)
+    doubt = lexical_doubt(facts)
+    if doubt is not None:
+        return doubt
+    from kgqa_validator import network_fence
+
+    if not network_fence.fenced() and network_fence.unaccounted_service(query, 0):
+        return "SERVICE is never evaluated by the embedded store (and no network fence here)"
     keyword = facts.first_keyword
     if keyword is None or keyword.upper not in QUERY_KEYWORDS:
         return "not a query"

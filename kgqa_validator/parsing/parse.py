@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from kgqa_validator import network_fence
 from kgqa_validator.parsing.lexer import (
     AGGREGATES,
     QUERY_KEYWORDS,
@@ -409,10 +410,8 @@ def _strict_check(text: str, prefixes: Mapping[str, str], *, scope: bool = False
     if message is not None:
         return _Strict(_strict_error_offset(message, text, strict_text, to_original, tokens,
                                             keyword, group))
-    short = keyword is not None and tokens[keyword].upper == "CONSTRUCT" \
-        and _short_construct(tokens, keyword) is not None
-    unfenced = group is None and not short \
-        and any(t.kind == "punct" and t.text == "{" for t in tokens)
+    # SELECT and ASK always have a WHERE group (CONSTRUCT and DESCRIBE need not).
+    unfenced = group is None and keyword is not None and tokens[keyword].upper in ("SELECT", "ASK")
     if unfenced or not scope or keyword is None or group is None \
             or tokens[keyword].upper != "SELECT" or projected is None:
         return _Strict(None, unfenced=unfenced)
@@ -702,6 +701,12 @@ def parse_query(
         # What the tokens tell is still known, so that SERVICE/FROM and the like are reported.
         return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
 
+    if not network_fence.fenced() and network_fence.unaccounted_service(text, len(facts.services)):
+        out.add("network_fence_unavailable", Severity.ERROR,
+                "this process cannot be fenced off the network (no seccomp here) and the word "
+                "SERVICE occurs outside the SERVICE clauses the tokenizer found, so the query is "
+                "not handed to pyoxigraph")
+        return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
     # pyoxigraph starts evaluating a leading SERVICE as soon as the query is prepared, so the
     # copy it sees has every SERVICE target replaced by a variable of the same length.
     neutral = _neutralise_services(text, facts)
