@@ -17,6 +17,7 @@ import pytest
 
 from kgqa_validator import Settings, Severity, Validator
 from kgqa_validator.builtin.parse import pool_for
+from kgqa_validator.parsing.guard import WALL_CAP_FACTOR
 from kgqa_validator.types import Assessment, Diagnostic, Form
 
 BLOCK = ["scoring", "execute", "endpoint_labels"]
@@ -301,7 +302,9 @@ def test_parse_timeout_cuts_off_a_runaway_parse(validator: Validator) -> None:
     query = "CONSTRUCT FROM <http://example.org/g> WHERE { ?s <http://example.org/p> " + objects + " }"
     start = time.monotonic()
     assessment = check(validator, query)
-    assert time.monotonic() - start < 5
+    # The limit counts the worker's CPU time (a busy machine stretches it in wall time, up
+    # to a cap); benchmarks/bench_hostile.py measures the latency itself.
+    assert time.monotonic() - start < WALL_CAP_FACTOR * 1.5 + 5
     timeout = only(assessment, "parse_timeout")
     assert timeout.severity is Severity.ERROR
     assert "1.5 s" in timeout.message

@@ -36,6 +36,7 @@ stack for long queries, because long patterns recurse deeply in its native code 
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import signal
@@ -75,6 +76,9 @@ _STACK_BYTES = 512 * 1024 * 1024
 # Below this many characters a query cannot hold enough patterns to exhaust a default stack
 # (a 4,000-element object list, 39,000 characters, still fits in 8 MB).
 _BIG_STACK_CHARS = 2_000
+# rdflib (pyparsing) spends about 0.1 ms of CPU per character: past this size it would only
+# run out of its time, so pyoxigraph's scope is taken without it.
+_RDFLIB_MAX_CHARS = 20_000
 _T = TypeVar("_T")
 
 
@@ -538,8 +542,22 @@ def _names(items: Iterable[Any]) -> tuple[str, ...]:
     return tuple(str(v) for v in items)
 
 
+class _NoLiteralWarnings(logging.Filter):
+    """rdflib logs a traceback for a literal it cannot convert (``LIMIT`` with 5,000 digits,
+    beyond Python's integer-string limit): nothing is evaluated here, so it is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to convert Literal lexical form")
+
+
+_LITERAL_FILTER = _NoLiteralWarnings()
+
+
 def _structure(text: str, prefixes: Mapping[str, str]) -> dict[str, Any]:
     """Read projection, bound variables and grouping from rdflib's algebra."""
+    rdflib_term = logging.getLogger("rdflib.term")
+    if _LITERAL_FILTER not in rdflib_term.filters:
+        rdflib_term.addFilter(_LITERAL_FILTER)
     from rdflib.plugins.sparql.algebra import translateQuery
     from rdflib.plugins.sparql.parser import parseQuery
     from rdflib.plugins.sparql.parserutils import CompValue
@@ -720,21 +738,34 @@ def parse_query(
         if body_error and strict_error is None:
             strict_error = (body_start + body_error[0], body_error[1])
 
+    disagreement = _disagreement(facts, verdict) if strict_error is None else None
+    if disagreement is not None:
+        offset, why = disagreement
+        out.add("lexer_disagreement", Severity.ERROR,
+                f"pyoxigraph accepts this query, but the validator's tokenizer reads it "
+                f"differently ({why}); it is rejected rather than guessed at", offset)
+        return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
+
     label_service = any(expand_name(s.text, prefixes, facts.declared_prefixes) == LABEL_SERVICE
                         for s in facts.services)
     subquery_vars = {t.text[1:] for start, end in bodies for t in analyse(text[start:end]).tokens
                      if t.kind == "var"}
     fast: tuple[tuple[str, ...], set[str]] | None = None
+    unconfirmed: tuple[tuple[str, ...], set[str]] | None = None
     if strict_error is None and form is not Form.SELECT:
         fast = ((), set())
     elif strict_error is None and verdict.projected is not None and verdict.bound is not None:
         fast = (verdict.projected, _with_labels(
             verdict.projected, set(verdict.bound) | subquery_vars, label_service))
         if any(var not in fast[1] for var in fast[0]):
-            fast = None  # an unbound projection is an error: rdflib must confirm it
+            # An unbound projection is an error: rdflib must confirm it.  If rdflib cannot
+            # (12,000 variables, a pattern it is quadratic in), pyoxigraph's scope stands.
+            unconfirmed, fast = fast, None
 
     info: dict[str, Any] | None = None
     rdflib_error: BaseException | None = None
+    if structure and fast is None and unconfirmed is not None and len(text) > _RDFLIB_MAX_CHARS:
+        fast = unconfirmed  # rdflib would only run out of time: pyoxigraph's scope stands
     if structure and fast is None:
         normalised = normalise_for_rdflib(work, facts)
         # rdflib binds every initNs prefix into a fresh namespace manager per query (a third of
@@ -748,14 +779,6 @@ def parse_query(
             rdflib_error = exc
         except Exception as exc:  # rdflib raises ParseException, bare Exception, TypeError ...
             rdflib_error = exc
-
-    disagreement = _disagreement(facts, verdict) if strict_error is None else None
-    if disagreement is not None:
-        offset, why = disagreement
-        out.add("lexer_disagreement", Severity.ERROR,
-                f"pyoxigraph accepts this query, but the validator's tokenizer reads it "
-                f"differently ({why}); it is rejected rather than guessed at", offset)
-        return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
 
     if strict_error is None and facts.operand_iris:
         token = facts.operand_iris[0]
@@ -780,10 +803,11 @@ def parse_query(
                     len(token.text), excerpt=token.text)
             specific = True
         if info and info["ungrouped"]:
+            offsets = _variable_offsets(facts)
             for var in info["ungrouped"]:
                 out.add("ungrouped_variable", Severity.ERROR,
                         f"?{var} is selected but neither grouped (GROUP BY) nor aggregated",
-                        _variable_offset(facts, var))
+                        offsets.get(var))
             specific = True
         if not specific:
             offset, reason = strict_error
@@ -803,11 +827,15 @@ def parse_query(
                 at = next((t for t in facts.tokens if t.start == offset), None)
                 length = len(at.text) if at is not None else 1
             near = text[offset:offset + length] if length > 1 else excerpt_at(text, offset)
+            if len(near) > 40:
+                near = near[:40] + "..."
             out.add("syntax_error", Severity.ERROR, f"syntax error near {near!r}: {reason}", offset,
                     length, excerpt=near)
         return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
 
-    if rdflib_error is not None:
+    if rdflib_error is not None and unconfirmed is not None:
+        fast = unconfirmed
+    elif rdflib_error is not None:
         if isinstance(rdflib_error, RecursionError):
             kind = "nesting too deep for rdflib"
         elif isinstance(rdflib_error, StructureTimeout):
@@ -860,21 +888,26 @@ def _rebound_by_bind(facts: LexicalFacts) -> list[Token]:
     """
     tokens = facts.tokens
     found: list[Token] = []
-    groups: list[int] = []
+    # Per open group, the variables seen in it so far (nested groups included), so that
+    # each BIND is checked in constant time: thousands of BINDs stay linear.
+    groups: list[set[str]] = []
     for i, token in enumerate(tokens):
         if token.text == "{" and token.kind == "punct":
-            groups.append(i)
+            groups.append(set())
         elif token.text == "}" and token.kind == "punct" and groups:
-            groups.pop()
+            inner = groups.pop()
+            if groups:
+                groups[-1] |= inner
         elif token.kind == "word" and token.upper == "BIND" and groups and i + 1 < len(tokens) \
                 and tokens[i + 1].text == "(":
             close = matching_bracket(tokens, i + 1)
             alias = tokens[close - 1] if 2 <= close < len(tokens) else None
             if alias is None or alias.kind != "var" or tokens[close - 2].upper != "AS":
                 continue
-            name = alias.text[1:]
-            if any(t.kind == "var" and t.text[1:] == name for t in tokens[groups[-1]:i]):
+            if alias.text[1:] in groups[-1]:
                 found.append(alias)
+        elif token.kind == "var" and groups:
+            groups[-1].add(token.text[1:])
     return found
 
 
@@ -986,11 +1019,13 @@ def _prefixes_used(facts: LexicalFacts) -> tuple[str, ...]:
     return tuple(sorted({t.text.split(":", 1)[0] for t in facts.prefixed_names}))
 
 
-def _variable_offset(facts: LexicalFacts, name: str) -> int | None:
+def _variable_offsets(facts: LexicalFacts) -> dict[str, int]:
+    """Where each variable first occurs."""
+    offsets: dict[str, int] = {}
     for token in facts.tokens:
-        if token.kind == "var" and token.text[1:] == name:
-            return token.start
-    return None
+        if token.kind == "var":
+            offsets.setdefault(token.text[1:], token.start)
+    return offsets
 
 
 def _ids(facts: LexicalFacts) -> tuple[str, ...]:
