@@ -177,8 +177,8 @@ def test_a_worker_cannot_reach_the_network_whatever_it_runs(canary: ScriptedServ
     # process set up as every worker is.  (test_execution_refusal.py shows that the same
     # query outside a worker does reach the canary.)
     done = subprocess.run([sys.executable, "-c", _UNGUARDED % canary.url],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          cwd=ROOT, timeout=60, check=False)
+                          stdin=subprocess.PIPE, capture_output=True, cwd=ROOT, timeout=60,
+                          check=False)
     report = done.stderr.decode()
     assert "fenced=True" in report, report
     assert "no error" not in report

@@ -120,6 +120,11 @@ class LexicalFacts:
     unbalanced: Token | None = None  # the first bracket that does not pair up
 
 
+# Characters that are always a token of their own ('.' and '<' may start a number or an IRI).
+_PUNCT_ONLY = frozenset("{}()[],;*+!=/|^&@%-")
+_DIGITS = frozenset("0123456789")
+
+
 def tokenize(text: str) -> list[Token]:
     """Every token but whitespace and comments."""
     return list(_scan(text)[0])
@@ -148,7 +153,10 @@ def _scan(text: str) -> tuple[tuple[Token, ...], tuple[tuple[int, int], ...]]:
     long_budget = 4 * n + 64
     while i < n:
         c = text[i]
-        if c in " \t\r\n":
+        if c in _PUNCT_ONLY:  # the common one-character tokens, without a pattern
+            append(Token("punct", c, i))
+            i += 1
+        elif c in " \t\r\n":
             i = _WS.match(text, i).end()  # type: ignore[union-attr]
         elif c == "#":
             end = _LINE_REST.match(text, i).end()  # type: ignore[union-attr]
@@ -199,7 +207,8 @@ def _scan(text: str) -> tuple[tuple[Token, ...], tuple[tuple[int, int], ...]]:
                 append(Token("word" if match is not None else "punct", text[i:end], i))
                 i = end
         else:
-            match = _NUMBER.match(text, i) if c.isascii() and (c.isdigit() or c == ".") else None
+            match = _NUMBER.match(text, i) if c in _DIGITS or (
+                c == "." and i + 1 < n and text[i + 1] in _DIGITS) else None
             end = match.end() if match is not None else i + 1
             append(Token("number" if match is not None else "punct", text[i:end], i))
             i = end

@@ -644,12 +644,13 @@ def parse_query(
     facts = analyse(text)
     form = _form_of(facts.first_keyword)
     if facts.escape_conflicts:
-        at, why = facts.escape_conflicts[0]
+        escape_at, why = facts.escape_conflicts[0]
+        escape = text[escape_at:escape_at + (10 if text[escape_at + 1:escape_at + 2] == "U" else 6)]
         out.add("ambiguous_escape", Severity.ERROR,
-                f"the code point escape {excerpt_at(text, at, 10)!r} {why}: pyoxigraph decodes "
+                f"the code point escape {escape} {why}: pyoxigraph decodes "
                 "escapes only inside strings and IRIs, the SPARQL 1.1 text and Java stores "
                 "everywhere, so the query could mean two things; write the character itself",
-                at, excerpt=text[at:at + 10])
+                escape_at, len(escape), excerpt=escape)
         return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
     if facts.depth > max_depth:
         out.add("too_deep", Severity.ERROR,
@@ -766,7 +767,10 @@ def parse_query(
     rdflib_error: BaseException | None = None
     if structure and fast is None and unconfirmed is not None and len(text) > _RDFLIB_MAX_CHARS:
         fast = unconfirmed  # rdflib would only run out of time: pyoxigraph's scope stands
-    if structure and fast is None:
+    if structure and fast is None and len(text) > _RDFLIB_MAX_CHARS:
+        rdflib_error = StructureTimeout(
+            f"the query is longer than {_RDFLIB_MAX_CHARS:,} characters")
+    elif structure and fast is None:
         normalised = normalise_for_rdflib(work, facts)
         # rdflib binds every initNs prefix into a fresh namespace manager per query (a third of
         # its time with the query service's 40 prefixes): give it only those the query uses.
