@@ -3,15 +3,17 @@
 rdflib can recurse past the interpreter's limit or spend quadratic time on long object
 lists; pyoxigraph's query planner (which runs even though nothing is evaluated) takes
 seconds on a BGP of a few hundred patterns; and a thread cannot be interrupted.  Each worker
-is a separate process that parses one candidate at a time; the caller waits at most
-``timeout_s`` for it, then kills it, starts a fresh one and answers from the linear-time
+is a separate process that parses one candidate at a time; the caller waits until it has
+spent ``timeout_s`` of CPU time on a query (CPU, not wall time, so that a verdict does not
+depend on how busy the machine is; wall time is capped at ``WALL_CAP_FACTOR`` times that),
+then kills it, starts a fresh one and answers from the linear-time
 lexer with a ``parse_timeout`` error.  Several workers parse in parallel, which is what makes
 ``check --jsonl`` use every core.
 
 A worker is handed a batch of texts at once and answers each as soon as it is parsed, so it
 never idles waiting for the caller between two queries (on a busy machine that wait, one
 scheduler time slice per query, cost more than the parsing).  The time limit still applies
-per query: the caller waits at most ``timeout_s`` for each next answer; when one does not
+per query: the caller waits at most ``timeout_s`` (of the worker's CPU time) for each next answer; when one does not
 come, the worker is replaced and the rest of its batch goes back to the queue.
 """
 
