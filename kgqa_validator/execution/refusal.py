@@ -20,7 +20,9 @@ The rules read the parse (:class:`~kgqa_validator.types.ParsedQuery`: ``form``,
 ``valid_syntax``, ``services``, ``datasets``).  Because the parse comes from a hook that any
 plugin may implement, they also check the linear-time tokenizer's facts of the exact text that
 would be sent: a parse that missed a ``SERVICE`` cannot open the door.  This is not a second
-parse: the tokenizer never fails and costs one regular-expression pass.
+parse: the tokenizer never fails and reads each character a bounded number of times.  Where the
+tokens themselves are in doubt (a code point escape that SPARQL readers decode differently, an
+unterminated string, an unpaired bracket: no valid query has one) the text is refused.
 """
 
 from __future__ import annotations
