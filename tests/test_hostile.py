@@ -136,7 +136,8 @@ def test_a_batch_of_hostile_input(validator: Validator) -> None:
     queries = [q for q, _ in CASES.values()] + list(VALID_CASES.values())
     start = time.monotonic()
     assessments = validator.check(queries)
-    assert time.monotonic() - start < 3 * HANG_GUARD_S
+    # A hang guard for some fifty inputs, a dozen of them at the size limit.
+    assert time.monotonic() - start < 8 * HANG_GUARD_S
     assert [a.valid for a in assessments] == [False] * len(CASES) + [True] * len(VALID_CASES)
 
 

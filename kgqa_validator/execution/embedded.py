@@ -10,8 +10,9 @@ Nothing reaches the network or the file system on a query's behalf: pyoxigraph *
 HTTP requests for ``SERVICE <url>`` (when results are iterated; ASK evaluates at once), so
 such queries are refused by :mod:`.refusal` before they get here, the worker checks the
 tokenizer's facts again before it calls pyoxigraph, and the worker runs under the network
-fence (:mod:`kgqa_validator.network_fence`), so even a query both checks missed cannot connect.  JSON-LD data files are not accepted,
-since their ``@context`` may name remote documents.
+fence (:mod:`kgqa_validator.network_fence`), so even a query both checks missed cannot
+connect.  JSON-LD data files are not accepted, since their ``@context`` may name remote
+documents.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ lexer with a ``parse_timeout`` error.  Several workers parse in parallel, which 
 A worker is handed a batch of texts at once and answers each as soon as it is parsed, so it
 never idles waiting for the caller between two queries (on a busy machine that wait, one
 scheduler time slice per query, cost more than the parsing).  The time limit still applies
-per query: the caller waits at most ``timeout_s`` (of the worker's CPU time) for each next answer; when one does not
-come, the worker is replaced and the rest of its batch goes back to the queue.
+per query: the caller waits at most ``timeout_s`` (of the worker's CPU time) for each next
+answer; when one does not come, the worker is replaced and the rest of its batch goes back to
+the queue.
 """
 
 from __future__ import annotations

@@ -45,11 +45,12 @@ _SHORT = {
 _LINE_REST = re.compile(r"[^\n\r]*")
 _WS = re.compile(r"[ \t\r\n]+")
 _IRI = re.compile(rf"<(?:[^<>\"{{}}|^`\\\x00-\x20]|{_UCHAR})*>")
-_VARNAME = re.compile(r"[A-Za-z0-9_\u00B7-\uFFFF]+")
-_BNODE = re.compile(r"_:[\w\-.\u00B7-\uFFFF]*")
-_NAME_START = re.compile(r"[A-Za-z\u00C0-\uFFFF]")
-_NAME_RUN = re.compile(r"[\w\-.\u00B7-\uFFFF]*")
-_LOCAL = re.compile(r"(?:[\w\-.:\u00B7-\uFFFF]|%[0-9A-Fa-f]{2}|\\[_~.\-!$&'()*+,;=/?#@%])*")
+_VARNAME = re.compile(r"[A-Za-z0-9_\u00B7-\uFFFF\U00010000-\U000EFFFF]+")
+_BNODE = re.compile(r"_:[\w\-.\u00B7-\uFFFF\U00010000-\U000EFFFF]*")
+_NAME_START = re.compile(r"[A-Za-z\u00C0-\uFFFF\U00010000-\U000EFFFF]")
+_NAME_RUN = re.compile(r"[\w\-.\u00B7-\uFFFF\U00010000-\U000EFFFF]*")
+_LOCAL = re.compile(r"(?:[\w\-.:\u00B7-\uFFFF\U00010000-\U000EFFFF]|%[0-9A-Fa-f]{2}"
+                    r"|\\[_~.\-!$&'()*+,;=/?#@%])*")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*[eE][+-]?[0-9]+|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
                      r"|[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -123,6 +124,8 @@ class LexicalFacts:
 # Characters that are always a token of their own ('.' and '<' may start a number or an IRI).
 _PUNCT_ONLY = frozenset("{}()[],;*+!=/|^&@%-")
 _DIGITS = frozenset("0123456789")
+# The name classes reach into the supplementary planes as SPARQL's PN_CHARS_BASE does
+# (U+10000-U+EFFFF), so that a name is one token for the lexer exactly when it is for pyoxigraph.
 
 
 def tokenize(text: str) -> list[Token]:
