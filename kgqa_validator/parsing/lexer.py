@@ -47,7 +47,6 @@ _WS = re.compile(r"[ \t\r\n]+")
 _IRI = re.compile(rf"<(?:[^<>\"{{}}|^`\\\x00-\x20]|{_UCHAR})*>")
 _VARNAME = re.compile(r"[A-Za-z0-9_\u00B7-\uFFFF\U00010000-\U000EFFFF]+")
 _BNODE = re.compile(r"_:[\w\-.\u00B7-\uFFFF\U00010000-\U000EFFFF]*")
-_NAME_START = re.compile(r"[A-Za-z\u00C0-\uFFFF\U00010000-\U000EFFFF]")
 _NAME_RUN = re.compile(r"[\w\-.\u00B7-\uFFFF\U00010000-\U000EFFFF]*")
 _LOCAL = re.compile(r"(?:[\w\-.:\u00B7-\uFFFF\U00010000-\U000EFFFF]|%[0-9A-Fa-f]{2}"
                     r"|\\[_~.\-!$&'()*+,;=/?#@%])*")
@@ -119,11 +118,13 @@ class LexicalFacts:
     comments: tuple[tuple[int, int], ...] = ()
     escape_conflicts: list[tuple[int, str]] = field(default_factory=list)
     unbalanced: Token | None = None  # the first bracket that does not pair up
+    words: set[str] = field(default_factory=set)  # every bare word, upper-cased
 
 
 # Characters that are always a token of their own ('.' and '<' may start a number or an IRI).
 _PUNCT_ONLY = frozenset("{}()[],;*+!=/|^&@%-")
 _DIGITS = frozenset("0123456789")
+_ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 # The name classes reach into the supplementary planes as SPARQL's PN_CHARS_BASE does
 # (U+10000-U+EFFFF), so that a name is one token for the lexer exactly when it is for pyoxigraph.
 
@@ -157,6 +158,9 @@ def _scan(text: str) -> tuple[tuple[Token, ...], tuple[tuple[int, int], ...]]:
     while i < n:
         c = text[i]
         if c in _PUNCT_ONLY:  # the common one-character tokens, without a pattern
+            append(Token("punct", c, i))
+            i += 1
+        elif c == "." and not (i + 1 < n and text[i + 1] in _DIGITS):
             append(Token("punct", c, i))
             i += 1
         elif c in " \t\r\n":
@@ -193,7 +197,8 @@ def _scan(text: str) -> tuple[tuple[Token, ...], tuple[tuple[int, int], ...]]:
         elif c == "_" and text.startswith("_:", i):
             end = _BNODE.match(text, i).end()  # type: ignore[union-attr]
             i = _name_token(tokens, "bnode", text, i, end)
-        elif c == ":" or _NAME_START.match(c):
+        elif c == ":" or c in _ASCII_LETTERS or "\u00C0" <= c <= "\uFFFF" \
+                or "\U00010000" <= c <= "\U000EFFFF":  # a name starts
             if c == ":":
                 colon_at = i
             else:
@@ -412,6 +417,7 @@ def analyse(text: str) -> LexicalFacts:
                 facts.hints.append(token)
         elif token.kind == "word":
             upper = token.upper
+            facts.words.add(upper)
             if upper == "SERVICE":
                 k = j + 1
                 if k < len(tokens) and tokens[k].upper == "SILENT":

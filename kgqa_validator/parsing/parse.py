@@ -892,6 +892,8 @@ def _rebound_by_bind(facts: LexicalFacts) -> list[Token]:
     """
     tokens = facts.tokens
     found: list[Token] = []
+    if "BIND" not in facts.words:
+        return found
     # Per open group, the variables seen in it so far (nested groups included), so that
     # each BIND is checked in constant time: thousands of BINDs stay linear.
     groups: list[set[str]] = []
@@ -1014,7 +1016,7 @@ def _lexical(facts: LexicalFacts) -> dict[str, Any]:
         "services": tuple(s.text for s in facts.services),
         "datasets": tuple(d.text for d in facts.datasets),
         "ids": _ids(facts),
-        "has_limit": any(t.upper == "LIMIT" for t in facts.tokens if t.kind == "word"),
+        "has_limit": "LIMIT" in facts.words,
         "prefixes_used": _prefixes_used(facts),
     }
 
