@@ -86,10 +86,13 @@ def kgqa_check(
         if settings.mode is Mode.WIKIDATA \
                 and expand_name(target.text, prefixes, facts.declared_prefixes) == LABEL_SERVICE:
             continue
+        prefix = target.text.split(":", 1)[0] if target.kind == "pname" else None
+        redeclared = (f" (the query declares {prefix}: as <{facts.declared_prefixes[prefix]}>)"
+                      if prefix in facts.declared_prefixes else "")
         out.add("external_service", Severity.ERROR,
-                f"SERVICE {target.text} would make the endpoint call another service; only "
-                + ("the Wikidata label service is allowed" if settings.mode is Mode.WIKIDATA
-                   else "queries without SERVICE are allowed"), keyword.start,
+                f"SERVICE {target.text}{redeclared} would make the endpoint call another service; "
+                "only " + ("the Wikidata label service is allowed" if settings.mode is Mode.WIKIDATA
+                           else "queries without SERVICE are allowed"), keyword.start,
                 target.end - keyword.start, excerpt=text[keyword.start:target.end])
     for keyword, target in _clause_targets(tokens, "FROM"):
         out.add("dataset_clause", Severity.ERROR,
