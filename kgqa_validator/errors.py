@@ -9,6 +9,7 @@ infrastructure around the validation, and each maps to one exit status in the CL
     ├── PluginLoadError                an entry point failed to import (strict mode only)
     ├── DataFormatError                a dataset or input file is not in a readable format
     ├── ModelError                     the encoder cannot be loaded or trained
+    ├── InvalidInputError              a Python caller passed the wrong type (also a TypeError)
     └── EndpointError                  a SPARQL endpoint cannot be used at all
         └── EndpointBlocked            the endpoint answered 403: all traffic to it stopped
 
@@ -36,6 +37,12 @@ class DataFormatError(KgqaValidatorError):
 
 class ModelError(KgqaValidatorError):
     """The encoder model is missing, broken or cannot be trained."""
+
+
+class InvalidInputError(KgqaValidatorError, TypeError):
+    """The Python API got an argument of the wrong type: a question that is not a ``str``, or
+    one string where a list of candidate queries belongs.  (A single candidate that is not a
+    ``str`` is not an error: it gets an ``invalid_input`` diagnostic.)"""
 
 
 class EndpointError(KgqaValidatorError):

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from kgqa_validator.config import Settings
-from kgqa_validator.errors import ConfigurationError
+from kgqa_validator.errors import ConfigurationError, InvalidInputError
 from kgqa_validator.model.verbalise import verbalise
 from kgqa_validator.plugins import PluginManager, get_plugin_manager
 from kgqa_validator.types import (
@@ -27,10 +27,12 @@ from kgqa_validator.types import (
     Candidate,
     Decision,
     Diagnostic,
+    Form,
     ParsedQuery,
     Question,
     Report,
     Score,
+    Severity,
 )
 
 log = logging.getLogger(__name__)
@@ -92,9 +94,16 @@ class Validator:
         return assessments
 
     def check(self, sparql: Sequence[str], question: str = "") -> list[Assessment]:
-        """Validity and diagnostics of each query, without scoring."""
-        candidates = [Candidate(text, i) for i, text in enumerate(sparql)]
-        return self.check_candidates(Question(question), candidates)
+        """Validity and diagnostics of each query, without scoring.
+
+        Raises:
+            InvalidInputError: ``question`` is not a ``str`` or ``sparql`` is not a sequence
+                of candidates (a candidate that is not a ``str`` gets an ``invalid_input``
+                diagnostic instead).
+        """
+        candidates, problems = _candidates(sparql)
+        return _flag_inputs(self.check_candidates(Question(_question(question)), candidates),
+                            problems)
 
     def labels(self, ids: Sequence[str]) -> dict[str, str]:
         """Labels from every label source; an earlier-called source wins."""
@@ -154,12 +163,16 @@ class Validator:
 
     def validate(self, question: str, candidates: Sequence[str], *,
                  execute: bool | None = None) -> Report:
-        """Check, score, decide (and, if asked, execute) candidates for ``question``."""
-        q = Question(question or "")
-        items = [Candidate(text, i) for i, text in enumerate(candidates)]
+        """Check, score, decide (and, if asked, execute) candidates for ``question``.
+
+        Raises:
+            InvalidInputError: as :meth:`check`.
+        """
+        q = Question(_question(question))
+        items, problems = _candidates(candidates)
         question_diagnostics = _flatten(
             self.pm.hook.kgqa_check_question(question=q, settings=self.settings))
-        assessments = self.score(q, self.check_candidates(q, items))
+        assessments = self.score(q, _flag_inputs(self.check_candidates(q, items), problems))
         if execute if execute is not None else self.settings.execute:
             assessments = self.execute(assessments)
         verdicts = self.pm.hook.kgqa_decide(question=q, assessments=assessments,
@@ -181,3 +194,43 @@ class Validator:
         """Accepted candidates' SPARQL, best first."""
         report = self.validate(question, candidates, **kwargs)
         return [v.candidate.sparql for v in report.verdicts if v.decision is Decision.ACCEPTED]
+
+
+def _question(question: object) -> str:
+    if question is None:
+        return ""
+    if not isinstance(question, str):
+        raise InvalidInputError(f"the question must be a str, not {type(question).__name__}")
+    return question
+
+
+def _candidates(sparql: object) -> tuple[list[Candidate], dict[int, Diagnostic]]:
+    """Candidates, and an ``invalid_input`` diagnostic for each one that is not a ``str``
+    (it is checked as an empty query, so that one bad item does not cost the others)."""
+    if isinstance(sparql, (str, bytes)) or not isinstance(sparql, Iterable):
+        raise InvalidInputError(
+            f"candidates must be a list of query strings, not {type(sparql).__name__}")
+    candidates: list[Candidate] = []
+    problems: dict[int, Diagnostic] = {}
+    for i, text in enumerate(sparql):
+        if isinstance(text, str):
+            candidates.append(Candidate(text, i))
+            continue
+        hint = " (decode bytes to str first)" if isinstance(text, (bytes, bytearray)) else ""
+        problems[i] = Diagnostic("invalid_input", Severity.ERROR,
+                                 f"candidate {i} is {type(text).__name__}, not str{hint}",
+                                 producer="validator")
+        candidates.append(Candidate("", i))
+    return candidates, problems
+
+
+def _flag_inputs(assessments: list[Assessment], problems: Mapping[int, Diagnostic]) -> list[Assessment]:
+    if not problems:
+        return assessments
+    out = []
+    for a in assessments:
+        problem = problems.get(a.candidate.index)
+        if problem is not None:
+            a = Assessment(a.candidate, ParsedQuery("", Form.UNKNOWN, False, (problem,)), (problem,))
+        out.append(a)
+    return out

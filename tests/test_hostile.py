@@ -13,6 +13,7 @@ import time
 import pytest
 
 from kgqa_validator import Settings, Validator
+from kgqa_validator.parsing.guard import WALL_CAP_FACTOR
 from kgqa_validator.types import Assessment
 
 HANG_GUARD_S = 5.0
@@ -43,6 +44,7 @@ def nest(open_: str, close: str, depth: int, inner: str) -> str:
     return open_ * depth + inner + close * depth
 
 
+_QUERY = "SELECT * WHERE { ?s ?p ?o } "
 CASES = {
     "10 MB query": ("SELECT * WHERE { ?s ?p ?o } #" + "x" * 10_000_000, "too_large"),
     "10 MB of patterns": ("SELECT * WHERE { " + "?s ?p ?o . " * 1_000_000 + "}", "too_large"),
@@ -65,6 +67,34 @@ CASES = {
                                          "syntax_error"),
     "unknown prefix without PREFIX": ("SELECT * WHERE { ?s nope:p ?o }", "unknown_prefix"),
     "update": ("DELETE WHERE { ?s ?p ?o }", "update_operation"),
+    # Issue 8: quadratic in the old lexer (99,900 x é took 219 s), each up to the size limit.
+    "99,900 x é": ("SELECT * WHERE { ?s ?p ?o } " + "é" * 99_900, "syntax_error"),
+    "a.a. to the size limit": (_QUERY + "a." * ((100_000 - len(_QUERY)) // 2), "syntax_error"),
+    "a-a- to the size limit": (_QUERY + "a-" * ((100_000 - len(_QUERY)) // 2), "syntax_error"),
+    "a:a. to the size limit": (_QUERY + "a:a." * ((100_000 - len(_QUERY)) // 4), "syntax_error"),
+    "?a?a to the size limit": (_QUERY + "?a" * ((100_000 - len(_QUERY)) // 2), "syntax_error"),
+    "<a<a to the size limit": (_QUERY + "<a" * ((100_000 - len(_QUERY)) // 2), "syntax_error"),
+    "open long strings to the size limit": (_QUERY + "'''\\'" * ((100_000 - len(_QUERY)) // 5),
+                                            "syntax_error"),
+    "5,000-digit LIMIT": (_QUERY + "LIMIT " + "9" * 5000, "syntax_error"),
+    "9,000-character invalid object list": (
+        "SELECT * WHERE { ?s wdt:P31 " + ", ".join(f"wd:Q{i}" for i in range(1200)) + " , }",
+        "syntax_error"),
+    "12,000 unbound variables": (
+        "SELECT ?s " + " ".join(f"?v{i}" for i in range(12_000)) + " WHERE { ?s ?p ?o }",
+        "unbound_projection"),
+    # Issue 8, critical: clauses hidden from the old lexer by a code point escape.
+    "escaped IRI hides SERVICE": (
+        "SELECT ?s WHERE { ?s a <http://wikiba.se/ontolog\\u0079#Property> . "
+        "SERVICE <http://127.0.0.1:9/x> { ?s ?b ?c }\n}", "external_service"),
+    "bracket in an escaped SERVICE IRI": (
+        "SELECT ?s WHERE { SERVICE <http://127.0.0.1:9/\\u0073vc(> { ?s ?p ?o } }",
+        "external_service"),
+    "escaped IRI hides FROM": (
+        "DESCRIBE ?s <http://x/\\u0041#> FROM <http://127.0.0.1:9/g> WHERE { ?s ?p ?o }",
+        "dataset_clause"),
+    "escaped SERVICE keyword": (
+        "SELECT * WHERE { \\u0053ERVICE <http://127.0.0.1:9/x> { ?s ?p ?o } }", "ambiguous_escape"),
 }
 
 
@@ -106,7 +136,8 @@ def test_a_batch_of_hostile_input(validator: Validator) -> None:
     queries = [q for q, _ in CASES.values()] + list(VALID_CASES.values())
     start = time.monotonic()
     assessments = validator.check(queries)
-    assert time.monotonic() - start < 3 * HANG_GUARD_S
+    # A hang guard for some fifty inputs, a dozen of them at the size limit.
+    assert time.monotonic() - start < 8 * HANG_GUARD_S
     assert [a.valid for a in assessments] == [False] * len(CASES) + [True] * len(VALID_CASES)
 
 
@@ -128,7 +159,8 @@ def test_a_runaway_parse_in_a_batch_costs_only_its_own_time(workers: int) -> Non
     validator = Validator(Settings(parse_workers=workers), autoload=False, block=BLOCK)
     start = time.monotonic()
     assessments = validator.check(queries)
-    assert time.monotonic() - start < HANG_GUARD_S
+    # The parse limit counts CPU time, so a busy machine stretches it (up to a wall-time cap).
+    assert time.monotonic() - start < HANG_GUARD_S + WALL_CAP_FACTOR * 1.5
     assert "parse_timeout" in codes(assessments[17])
     others = [a for i, a in enumerate(assessments) if i != 17]
     assert all(a.valid for a in others)

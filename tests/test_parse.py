@@ -17,6 +17,7 @@ import pytest
 
 from kgqa_validator import Settings, Severity, Validator
 from kgqa_validator.builtin.parse import pool_for
+from kgqa_validator.parsing.guard import WALL_CAP_FACTOR
 from kgqa_validator.types import Assessment, Diagnostic, Form
 
 BLOCK = ["scoring", "execute", "endpoint_labels"]
@@ -271,27 +272,36 @@ def test_dialect_is_an_error_in_generic_mode(generic: Validator) -> None:
 # -- lint_skipped / parse_timeout / parse_failed --------------------------------------------------
 
 
-def test_lint_skipped_when_rdflib_cannot_read_a_valid_query() -> None:
-    # rdflib's parser recurses per parenthesis and overflows; pyoxigraph accepts the query, so
-    # it stays valid and only the structural lints (here: is ?y bound?) are skipped.
+def test_unbound_projection_is_found_when_rdflib_cannot_read_the_query() -> None:
+    # rdflib's parser recurses per parenthesis and overflows; pyoxigraph accepts the query and
+    # its scope (the WHERE group parsed as SELECT *) decides, so the lint still reports.
     deep = Validator(Settings(max_depth=1000), autoload=False, block=BLOCK)
-    query = "SELECT ?y WHERE { ?x ?p ?o FILTER(" + "(" * 300 + "?o" + ")" * 300 + ") }"
-    assessment = check(deep, query)
-    assert assessment.valid
-    note = only(assessment, "lint_skipped")
-    assert note.severity is Severity.INFO and "nesting too deep" in note.message
-    assert "unbound_projection" not in codes(assessment)
+    where = "WHERE { ?x ?p ?o FILTER(" + "(" * 300 + "?o" + ")" * 300 + ") }"
+    assessment = check(deep, "SELECT ?y " + where)
+    assert codes(assessment) == ["unbound_projection"]
+    assessment = check(deep, "SELECT ?x " + where)
+    assert assessment.valid and codes(assessment) == []
 
 
-def test_lint_skipped_when_rdflib_runs_out_of_time(validator: Validator) -> None:
-    # rdflib's translation is quadratic in object lists (3,000 objects: ~30 s); in a worker it
-    # gets half the parse time limit, then the lints that need it are skipped.
+def test_unbound_projection_is_found_when_rdflib_would_run_out_of_time(validator: Validator) -> None:
+    # rdflib's translation is quadratic in object lists (3,000 objects: ~30 s): the lint
+    # reports from pyoxigraph's scope instead of being skipped (issue 8).
     objects = ", ".join(f"wd:Q{i}" for i in range(3000))
     start = time.monotonic()
     assessment = check(validator, "SELECT ?y WHERE { ?x wdt:P31 " + objects + " }")
     assert time.monotonic() - start < 5
-    assert assessment.valid
-    assert "took longer" in only(assessment, "lint_skipped").message
+    assert codes(assessment) == ["unbound_projection"]
+    assert check(validator, "SELECT ?x WHERE { ?x wdt:P31 " + objects + " }").valid
+
+
+def test_a_12000_variable_select_is_linted() -> None:
+    # Issue 8: this came back valid with lint_skipped.
+    validator = Validator(Settings(), autoload=False, block=BLOCK)
+    query = "SELECT ?s " + " ".join(f"?v{i}" for i in range(12_000)) + " WHERE { ?s ?p ?o }"
+    assessment = check(validator, query)
+    unbound = [d for d in assessment.diagnostics if d.code == "unbound_projection"]
+    assert len(unbound) == 12_000 and not assessment.valid
+    assert unbound[0].excerpt == "?v0"
 
 
 def test_parse_timeout_cuts_off_a_runaway_parse(validator: Validator) -> None:
@@ -301,7 +311,9 @@ def test_parse_timeout_cuts_off_a_runaway_parse(validator: Validator) -> None:
     query = "CONSTRUCT FROM <http://example.org/g> WHERE { ?s <http://example.org/p> " + objects + " }"
     start = time.monotonic()
     assessment = check(validator, query)
-    assert time.monotonic() - start < 5
+    # The limit counts the worker's CPU time (a busy machine stretches it in wall time, up
+    # to a cap); benchmarks/bench_hostile.py measures the latency itself.
+    assert time.monotonic() - start < WALL_CAP_FACTOR * 1.5 + 5
     timeout = only(assessment, "parse_timeout")
     assert timeout.severity is Severity.ERROR
     assert "1.5 s" in timeout.message

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from kgqa_validator.config import Settings
 from kgqa_validator.hookspecs import hookimpl
-from kgqa_validator.parsing.lexer import QUERY_KEYWORDS, Token, expand_name, tokenize
+from kgqa_validator.parsing.lexer import QUERY_KEYWORDS, Token, analyse, expand_name, tokenize
 from kgqa_validator.parsing.parse import DiagnosticBuilder
 from kgqa_validator.prefixes import LABEL_SERVICE
 from kgqa_validator.types import Candidate, Diagnostic, Form, Mode, ParsedQuery, Question, Severity
@@ -64,24 +64,35 @@ def kgqa_check(
     prefixes = dict(settings.prefixes)
     # Positions come from the tokens, so that a word in a comment, string or IRI never
     # attracts a diagnostic, and each of several clauses gets its own position.
-    tokens = tokenize(text)
+    facts = analyse(text)
+    tokens = facts.tokens
 
     if parsed.structure_known and parsed.form is Form.SELECT and not parsed.select_star:
+        first: dict[str, Token] = {}
+        for t in tokens:
+            if t.kind == "var":
+                first.setdefault(t.text[1:], t)
         for var in parsed.projected:
             if var not in parsed.bound:
-                at = next((t for t in tokens if t.kind == "var" and t.text[1:] == var), None)
+                at = first.get(var)
                 out.add("unbound_projection", Severity.ERROR,
                         f"?{var} is selected but never bound by the WHERE clause",
                         at.start if at else None, len(at.text) if at else 1,
                         excerpt=at.text if at else None)
 
     for keyword, target in _clause_targets(tokens, "SERVICE"):
-        if settings.mode is Mode.WIKIDATA and expand_name(target.text, prefixes) == LABEL_SERVICE:
+        # The query's own PREFIX lines win: "PREFIX wikibase: <http://elsewhere/>" makes
+        # "SERVICE wikibase:label" a call to elsewhere.
+        if settings.mode is Mode.WIKIDATA \
+                and expand_name(target.text, prefixes, facts.declared_prefixes) == LABEL_SERVICE:
             continue
+        prefix = target.text.split(":", 1)[0] if target.kind == "pname" else None
+        redeclared = (f" (the query declares {prefix}: as <{facts.declared_prefixes[prefix]}>)"
+                      if prefix in facts.declared_prefixes else "")
         out.add("external_service", Severity.ERROR,
-                f"SERVICE {target.text} would make the endpoint call another service; only "
-                + ("the Wikidata label service is allowed" if settings.mode is Mode.WIKIDATA
-                   else "queries without SERVICE are allowed"), keyword.start,
+                f"SERVICE {target.text}{redeclared} would make the endpoint call another service; "
+                "only " + ("the Wikidata label service is allowed" if settings.mode is Mode.WIKIDATA
+                           else "queries without SERVICE are allowed"), keyword.start,
                 target.end - keyword.start, excerpt=text[keyword.start:target.end])
     for keyword, target in _clause_targets(tokens, "FROM"):
         out.add("dataset_clause", Severity.ERROR,

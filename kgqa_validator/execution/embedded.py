@@ -8,9 +8,11 @@ patterns).  The next query starts a fresh worker, which reloads the file.
 
 Nothing reaches the network or the file system on a query's behalf: pyoxigraph *does* send
 HTTP requests for ``SERVICE <url>`` (when results are iterated; ASK evaluates at once), so
-such queries are refused by :mod:`.refusal` before they get here, and the worker checks the
-tokenizer's facts again before it calls pyoxigraph.  JSON-LD data files are not accepted,
-since their ``@context`` may name remote documents.
+such queries are refused by :mod:`.refusal` before they get here, the worker checks the
+tokenizer's facts again before it calls pyoxigraph, and the worker runs under the network
+fence (:mod:`kgqa_validator.network_fence`), so even a query both checks missed cannot
+connect.  JSON-LD data files are not accepted, since their ``@context`` may name remote
+documents.
 """
 
 from __future__ import annotations
@@ -49,9 +51,17 @@ def data_format(path: Path) -> str:
 
 def _guard(query: str) -> str | None:
     """Last check before pyoxigraph: the tokenizer must see no SERVICE, FROM or update."""
+    from kgqa_validator.execution.refusal import lexical_doubt
     from kgqa_validator.parsing.lexer import QUERY_KEYWORDS, analyse
 
     facts = analyse(query)
+    doubt = lexical_doubt(facts)
+    if doubt is not None:
+        return doubt
+    from kgqa_validator import network_fence
+
+    if not network_fence.fenced() and network_fence.unaccounted_service(query, 0):
+        return "SERVICE is never evaluated by the embedded store (and no network fence here)"
     keyword = facts.first_keyword
     if keyword is None or keyword.upper not in QUERY_KEYWORDS:
         return "not a query"

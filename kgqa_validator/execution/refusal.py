@@ -20,7 +20,9 @@ The rules read the parse (:class:`~kgqa_validator.types.ParsedQuery`: ``form``,
 ``valid_syntax``, ``services``, ``datasets``).  Because the parse comes from a hook that any
 plugin may implement, they also check the linear-time tokenizer's facts of the exact text that
 would be sent: a parse that missed a ``SERVICE`` cannot open the door.  This is not a second
-parse: the tokenizer never fails and costs one regular-expression pass.
+parse: the tokenizer never fails and reads each character a bounded number of times.  Where the
+tokens themselves are in doubt (a code point escape that SPARQL readers decode differently, an
+unterminated string, an unpaired bracket: no valid query has one) the text is refused.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ def refusal_reason(
     if parsed.form not in SENDABLE_FORMS or not parsed.valid_syntax:
         return "the query is not valid SPARQL, so it is not sent"
     facts = facts if facts is not None else analyse(text)
+    unsafe = lexical_doubt(facts)
+    if unsafe is not None:
+        return unsafe
     keyword = facts.first_keyword
     if keyword is None or keyword.upper not in QUERY_KEYWORDS:
         # The parse said "query" but the text does not start like one: trust the text.
@@ -86,6 +91,20 @@ def refusal_reason(
             return ("SERVICE wikibase:label is answered only by the Wikidata query service; "
                     "this endpoint would send a request to it")
         return f"SERVICE {service} would make the endpoint send a request to another service"
+    return None
+
+
+def lexical_doubt(facts: LexicalFacts) -> str | None:
+    """Why the tokens of a text cannot be trusted to show every SERVICE and FROM: a code point
+    escape that two readings of SPARQL decode differently, an unterminated string or a
+    bracket that does not pair up (a valid query has none of them)."""
+    if facts.escape_conflicts:
+        return (f"a code point escape {facts.escape_conflicts[0][1]}: SPARQL readers disagree "
+                "on what the query says, so it is not sent")
+    if facts.unterminated:
+        return "the query has an unterminated string, so it is not sent"
+    if facts.unbalanced is not None:
+        return f"the bracket {facts.unbalanced.text!r} does not pair up, so the query is not sent"
     return None
 
 

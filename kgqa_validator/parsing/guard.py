@@ -3,16 +3,19 @@
 rdflib can recurse past the interpreter's limit or spend quadratic time on long object
 lists; pyoxigraph's query planner (which runs even though nothing is evaluated) takes
 seconds on a BGP of a few hundred patterns; and a thread cannot be interrupted.  Each worker
-is a separate process that parses one candidate at a time; the caller waits at most
-``timeout_s`` for it, then kills it, starts a fresh one and answers from the linear-time
+is a separate process that parses one candidate at a time; the caller waits until it has
+spent ``timeout_s`` of CPU time on a query (CPU, not wall time, so that a verdict does not
+depend on how busy the machine is; wall time is capped at ``WALL_CAP_FACTOR`` times that),
+then kills it, starts a fresh one and answers from the linear-time
 lexer with a ``parse_timeout`` error.  Several workers parse in parallel, which is what makes
 ``check --jsonl`` use every core.
 
 A worker is handed a batch of texts at once and answers each as soon as it is parsed, so it
 never idles waiting for the caller between two queries (on a busy machine that wait, one
 scheduler time slice per query, cost more than the parsing).  The time limit still applies
-per query: the caller waits at most ``timeout_s`` for each next answer; when one does not
-come, the worker is replaced and the rest of its batch goes back to the queue.
+per query: the caller waits at most ``timeout_s`` (of the worker's CPU time) for each next
+answer; when one does not come, the worker is replaced and the rest of its batch goes back to
+the queue.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 60.0
 MAX_BATCH = 32
+# The time limit counts the worker's CPU time; on a machine so busy that the worker gets
+# less than a share of this, wall time stops it after all.
+WALL_CAP_FACTOR = 8
 
 
 def worker_main() -> None:
@@ -91,7 +97,7 @@ class _Worker(WorkerProcess):
         try:
             self.outbox.send(list(texts))
             for _ in texts:
-                if not self.inbox.poll(timeout_s):
+                if not self.wait_for_answer(timeout_s, WALL_CAP_FACTOR * timeout_s + 5.0):
                     self.stop()
                     answers.append(None)
                     break
@@ -115,7 +121,7 @@ class ParserPool:
         self.options: dict[str, Any] = {"prefixes": dict(prefixes), "wikidata": wikidata,
                         "max_chars": max_chars, "max_depth": max_depth}
         self.timeout_s = timeout_s
-        # Inside a worker rdflib gets half the time limit (SIGALRM, which only a worker's main
+        # Inside a worker rdflib gets half the time limit (SIGPROF, which only a worker's main
         # thread may use): past it the query keeps pyoxigraph's verdict and skips the
         # structural lints, instead of losing the whole parse to the time limit.
         worker_options = {**self.options, "structure_timeout_s": timeout_s / 2}

@@ -36,6 +36,7 @@ stack for long queries, because long patterns recurse deeply in its native code 
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import signal
@@ -44,6 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from kgqa_validator import network_fence
 from kgqa_validator.parsing.lexer import (
     AGGREGATES,
     QUERY_KEYWORDS,
@@ -74,6 +76,9 @@ _STACK_BYTES = 512 * 1024 * 1024
 # Below this many characters a query cannot hold enough patterns to exhaust a default stack
 # (a 4,000-element object list, 39,000 characters, still fits in 8 MB).
 _BIG_STACK_CHARS = 2_000
+# rdflib (pyparsing) spends about 0.1 ms of CPU per character: past this size it would only
+# run out of its time, so pyoxigraph's scope is taken without it.
+_RDFLIB_MAX_CHARS = 20_000
 _T = TypeVar("_T")
 
 
@@ -122,7 +127,7 @@ _BIG_STACK = _BigStack()
 
 
 class _Deadline(BaseException):
-    """Raised by SIGALRM inside rdflib; a BaseException so that no ``except Exception`` in
+    """Raised by SIGPROF inside rdflib; a BaseException so that no ``except Exception`` in
     rdflib or pyparsing swallows it."""
 
 
@@ -131,7 +136,9 @@ class StructureTimeout(Exception):
 
 
 def _with_deadline(fn: Callable[[], _T], seconds: float | None) -> _T:
-    """Run ``fn`` with a SIGALRM deadline (main thread of a worker process only)."""
+    """Run ``fn`` with a deadline of ``seconds`` of this process's CPU time (SIGPROF; main
+    thread of a worker process only).  CPU time, not wall time, so that a verdict does not
+    depend on how busy the machine is."""
     if not seconds or threading.current_thread() is not threading.main_thread() \
             or not hasattr(signal, "setitimer"):
         return fn()
@@ -139,17 +146,17 @@ def _with_deadline(fn: Callable[[], _T], seconds: float | None) -> _T:
     def expire(signum: int, frame: object) -> None:
         raise _Deadline
 
-    previous = signal.signal(signal.SIGALRM, expire)
+    previous = signal.signal(signal.SIGPROF, expire)
     try:
         try:
-            signal.setitimer(signal.ITIMER_REAL, seconds)
+            signal.setitimer(signal.ITIMER_PROF, seconds)
             return fn()
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
     except _Deadline:
         raise StructureTimeout(f"rdflib took longer than {seconds:g} s") from None
     finally:
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def excerpt_at(text: str, offset: int, limit: int = 40) -> str:
@@ -331,6 +338,7 @@ class _Strict:
     error: tuple[int, str] | None  # offset in the text, reason
     projected: tuple[str, ...] | None = None
     bound: frozenset[str] | None = None  # in scope in WHERE, plus aliases and trailing VALUES
+    unfenced: bool = False  # the tokens showed no WHERE group to fence, yet there are braces
 
 
 def _fenced(text: str, tokens: list[Token], keyword: int | None,
@@ -406,9 +414,11 @@ def _strict_check(text: str, prefixes: Mapping[str, str], *, scope: bool = False
     if message is not None:
         return _Strict(_strict_error_offset(message, text, strict_text, to_original, tokens,
                                             keyword, group))
-    if not scope or keyword is None or group is None or tokens[keyword].upper != "SELECT" \
-            or projected is None:
-        return _Strict(None)
+    # SELECT and ASK always have a WHERE group (CONSTRUCT and DESCRIBE need not).
+    unfenced = group is None and keyword is not None and tokens[keyword].upper in ("SELECT", "ASK")
+    if unfenced or not scope or keyword is None or group is None \
+            or tokens[keyword].upper != "SELECT" or projected is None:
+        return _Strict(None, unfenced=unfenced)
     open_, close = tokens[group[0]].start, tokens[group[1]].start
     where = text[:tokens[keyword].start] + "SELECT * WHERE " + _FENCE_OPEN \
         + text[open_ + 1:close] + _FENCE_CLOSE
@@ -532,8 +542,22 @@ def _names(items: Iterable[Any]) -> tuple[str, ...]:
     return tuple(str(v) for v in items)
 
 
+class _NoLiteralWarnings(logging.Filter):
+    """rdflib logs a traceback for a literal it cannot convert (``LIMIT`` with 5,000 digits,
+    beyond Python's integer-string limit): nothing is evaluated here, so it is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to convert Literal lexical form")
+
+
+_LITERAL_FILTER = _NoLiteralWarnings()
+
+
 def _structure(text: str, prefixes: Mapping[str, str]) -> dict[str, Any]:
     """Read projection, bound variables and grouping from rdflib's algebra."""
+    rdflib_term = logging.getLogger("rdflib.term")
+    if _LITERAL_FILTER not in rdflib_term.filters:
+        rdflib_term.addFilter(_LITERAL_FILTER)
     from rdflib.plugins.sparql.algebra import translateQuery
     from rdflib.plugins.sparql.parser import parseQuery
     from rdflib.plugins.sparql.parserutils import CompValue
@@ -597,7 +621,7 @@ def parse_query(
 
     ``strict=False`` stops after the linear-time lexical checks (what the caller can still
     afford when a worker ran out of time); ``structure=False`` skips rdflib.
-    ``structure_timeout_s`` bounds rdflib (quadratic in long object lists) with SIGALRM; it
+    ``structure_timeout_s`` bounds rdflib (quadratic in long object lists) with SIGPROF (CPU time); it
     only applies in the main thread and is meant for the parser's worker processes: when it
     expires the structural lints are skipped with a ``lint_skipped`` note.
     """
@@ -619,6 +643,15 @@ def parse_query(
 
     facts = analyse(text)
     form = _form_of(facts.first_keyword)
+    if facts.escape_conflicts:
+        escape_at, why = facts.escape_conflicts[0]
+        escape = text[escape_at:escape_at + (10 if text[escape_at + 1:escape_at + 2] == "U" else 6)]
+        out.add("ambiguous_escape", Severity.ERROR,
+                f"the code point escape {escape} {why}: pyoxigraph decodes "
+                "escapes only inside strings and IRIs, the SPARQL 1.1 text and Java stores "
+                "everywhere, so the query could mean two things; write the character itself",
+                escape_at, len(escape), excerpt=escape)
+        return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
     if facts.depth > max_depth:
         out.add("too_deep", Severity.ERROR,
                 f"brackets nest {facts.depth} deep; the limit is {max_depth}",
@@ -687,6 +720,12 @@ def parse_query(
         # What the tokens tell is still known, so that SERVICE/FROM and the like are reported.
         return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
 
+    if not network_fence.fenced() and network_fence.unaccounted_service(text, len(facts.services)):
+        out.add("network_fence_unavailable", Severity.ERROR,
+                "this process cannot be fenced off the network (no seccomp here) and the word "
+                "SERVICE occurs outside the SERVICE clauses the tokenizer found, so the query is "
+                "not handed to pyoxigraph")
+        return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
     # pyoxigraph starts evaluating a leading SERVICE as soon as the query is prepared, so the
     # copy it sees has every SERVICE target replaced by a variable of the same length.
     neutral = _neutralise_services(text, facts)
@@ -700,22 +739,38 @@ def parse_query(
         if body_error and strict_error is None:
             strict_error = (body_start + body_error[0], body_error[1])
 
+    disagreement = _disagreement(facts, verdict) if strict_error is None else None
+    if disagreement is not None:
+        offset, why = disagreement
+        out.add("lexer_disagreement", Severity.ERROR,
+                f"pyoxigraph accepts this query, but the validator's tokenizer reads it "
+                f"differently ({why}); it is rejected rather than guessed at", offset)
+        return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
+
     label_service = any(expand_name(s.text, prefixes, facts.declared_prefixes) == LABEL_SERVICE
                         for s in facts.services)
     subquery_vars = {t.text[1:] for start, end in bodies for t in analyse(text[start:end]).tokens
                      if t.kind == "var"}
     fast: tuple[tuple[str, ...], set[str]] | None = None
+    unconfirmed: tuple[tuple[str, ...], set[str]] | None = None
     if strict_error is None and form is not Form.SELECT:
         fast = ((), set())
     elif strict_error is None and verdict.projected is not None and verdict.bound is not None:
         fast = (verdict.projected, _with_labels(
             verdict.projected, set(verdict.bound) | subquery_vars, label_service))
         if any(var not in fast[1] for var in fast[0]):
-            fast = None  # an unbound projection is an error: rdflib must confirm it
+            # An unbound projection is an error: rdflib must confirm it.  If rdflib cannot
+            # (12,000 variables, a pattern it is quadratic in), pyoxigraph's scope stands.
+            unconfirmed, fast = fast, None
 
     info: dict[str, Any] | None = None
     rdflib_error: BaseException | None = None
-    if structure and fast is None:
+    if structure and fast is None and unconfirmed is not None and len(text) > _RDFLIB_MAX_CHARS:
+        fast = unconfirmed  # rdflib would only run out of time: pyoxigraph's scope stands
+    if structure and fast is None and len(text) > _RDFLIB_MAX_CHARS:
+        rdflib_error = StructureTimeout(
+            f"the query is longer than {_RDFLIB_MAX_CHARS:,} characters")
+    elif structure and fast is None:
         normalised = normalise_for_rdflib(work, facts)
         # rdflib binds every initNs prefix into a fresh namespace manager per query (a third of
         # its time with the query service's 40 prefixes): give it only those the query uses.
@@ -752,10 +807,11 @@ def parse_query(
                     len(token.text), excerpt=token.text)
             specific = True
         if info and info["ungrouped"]:
+            offsets = _variable_offsets(facts)
             for var in info["ungrouped"]:
                 out.add("ungrouped_variable", Severity.ERROR,
                         f"?{var} is selected but neither grouped (GROUP BY) nor aggregated",
-                        _variable_offset(facts, var))
+                        offsets.get(var))
             specific = True
         if not specific:
             offset, reason = strict_error
@@ -775,11 +831,15 @@ def parse_query(
                 at = next((t for t in facts.tokens if t.start == offset), None)
                 length = len(at.text) if at is not None else 1
             near = text[offset:offset + length] if length > 1 else excerpt_at(text, offset)
+            if len(near) > 40:
+                near = near[:40] + "..."
             out.add("syntax_error", Severity.ERROR, f"syntax error near {near!r}: {reason}", offset,
                     length, excerpt=near)
         return ParsedQuery(text, form, False, tuple(out.items), **_lexical(facts))
 
-    if rdflib_error is not None:
+    if rdflib_error is not None and unconfirmed is not None:
+        fast = unconfirmed
+    elif rdflib_error is not None:
         if isinstance(rdflib_error, RecursionError):
             kind = "nesting too deep for rdflib"
         elif isinstance(rdflib_error, StructureTimeout):
@@ -811,6 +871,19 @@ def parse_query(
     )
 
 
+def _disagreement(facts: LexicalFacts, verdict: _Strict) -> tuple[int | None, str] | None:
+    """Where the tokens contradict pyoxigraph's acceptance of the query: then what the
+    lexical checks (SERVICE, FROM, the fence) saw is not what pyoxigraph or an endpoint
+    would run, so the query must fail closed."""
+    if facts.unterminated:
+        return facts.unterminated[0].start, "an unterminated string"
+    if facts.unbalanced is not None:
+        return facts.unbalanced.start, f"{facts.unbalanced.text!r} does not pair up"
+    if verdict.unfenced:
+        return None, "no WHERE group found"
+    return None
+
+
 def _rebound_by_bind(facts: LexicalFacts) -> list[Token]:
     """``?v`` in ``BIND(... AS ?v)`` when ``?v`` already occurs earlier in the same group.
 
@@ -819,21 +892,28 @@ def _rebound_by_bind(facts: LexicalFacts) -> list[Token]:
     """
     tokens = facts.tokens
     found: list[Token] = []
-    groups: list[int] = []
+    if "BIND" not in facts.words:
+        return found
+    # Per open group, the variables seen in it so far (nested groups included), so that
+    # each BIND is checked in constant time: thousands of BINDs stay linear.
+    groups: list[set[str]] = []
     for i, token in enumerate(tokens):
         if token.text == "{" and token.kind == "punct":
-            groups.append(i)
+            groups.append(set())
         elif token.text == "}" and token.kind == "punct" and groups:
-            groups.pop()
+            inner = groups.pop()
+            if groups:
+                groups[-1] |= inner
         elif token.kind == "word" and token.upper == "BIND" and groups and i + 1 < len(tokens) \
                 and tokens[i + 1].text == "(":
             close = matching_bracket(tokens, i + 1)
             alias = tokens[close - 1] if 2 <= close < len(tokens) else None
             if alias is None or alias.kind != "var" or tokens[close - 2].upper != "AS":
                 continue
-            name = alias.text[1:]
-            if any(t.kind == "var" and t.text[1:] == name for t in tokens[groups[-1]:i]):
+            if alias.text[1:] in groups[-1]:
                 found.append(alias)
+        elif token.kind == "var" and groups:
+            groups[-1].add(token.text[1:])
     return found
 
 
@@ -936,7 +1016,7 @@ def _lexical(facts: LexicalFacts) -> dict[str, Any]:
         "services": tuple(s.text for s in facts.services),
         "datasets": tuple(d.text for d in facts.datasets),
         "ids": _ids(facts),
-        "has_limit": any(t.upper == "LIMIT" for t in facts.tokens if t.kind == "word"),
+        "has_limit": "LIMIT" in facts.words,
         "prefixes_used": _prefixes_used(facts),
     }
 
@@ -945,11 +1025,13 @@ def _prefixes_used(facts: LexicalFacts) -> tuple[str, ...]:
     return tuple(sorted({t.text.split(":", 1)[0] for t in facts.prefixed_names}))
 
 
-def _variable_offset(facts: LexicalFacts, name: str) -> int | None:
+def _variable_offsets(facts: LexicalFacts) -> dict[str, int]:
+    """Where each variable first occurs."""
+    offsets: dict[str, int] = {}
     for token in facts.tokens:
-        if token.kind == "var" and token.text[1:] == name:
-            return token.start
-    return None
+        if token.kind == "var":
+            offsets.setdefault(token.text[1:], token.start)
+    return offsets
 
 
 def _ids(facts: LexicalFacts) -> tuple[str, ...]:
