@@ -700,6 +700,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_endpoint(labels)
     labels.set_defaults(func=cmd_labels)
 
+    from kgqa_validator.audit.command import add_parser as add_audit_parser
+
+    add_audit_parser(sub)
+
     plugins = sub.add_parser("plugins", help="list the loaded plugins")
     plugins.add_argument("--json", action="store_true")
     plugins.add_argument("--no-plugins", action="store_true")
@@ -783,8 +787,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("kgqa-validator: give a command (check, rerank, validate, plugins, "
-                             "labels, train, evaluate); --help lists them")
+            raise UsageError("kgqa-validator: give a command (check, rerank, validate, audit, "
+                             "plugins, labels, train, evaluate); --help lists them")
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
         code: int = args.func(args)
