@@ -29,8 +29,8 @@ class Progress:
         self.done = initial
         self._initial = initial
         self._start = time.monotonic()
-        self._last = 0.0 if self._tty else self._start
         self._tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+        self._last = 0.0 if self._tty else self._start
 
     def rate(self) -> float:
         elapsed = time.monotonic() - self._start

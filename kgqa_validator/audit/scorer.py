@@ -9,6 +9,7 @@ ran before it in this process (a resumed run, a Ray actor) and the output is rep
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ from kgqa_validator.model.encoder import SHIPPED_MODEL, read_threshold
 from kgqa_validator.model.precision import computing, prepare, resolve
 
 ENCODE_BATCH = 64
+# Loaded models, shared by every scorer of the process (a test suite, a service): the model
+# holds no state between calls, so sharing never changes a score.
+_MODELS: dict[tuple[Path, str], Any] = {}
+_LOCK = threading.Lock()
 
 
 class BatchScorer:
@@ -36,11 +41,15 @@ class BatchScorer:
 
     def _load(self) -> Any:
         if self._model is None:
-            from kgqa_validator.model.train import load_sentence_model
+            key = (self.model_dir.resolve(), self.precision)
+            with _LOCK:
+                if key not in _MODELS:
+                    from kgqa_validator.model.train import load_sentence_model
 
-            model = load_sentence_model(self.model_dir, device="cpu")
-            model.eval()
-            self._model = prepare(model, self.precision)
+                    model = load_sentence_model(self.model_dir, device="cpu")
+                    model.eval()
+                    _MODELS[key] = prepare(model, self.precision)
+                self._model = _MODELS[key]
         return self._model
 
     def similarities(self, pairs: Iterable[tuple[str, str]]) -> list[float]:
