@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from kgqa_validator.audit.reasons import GROUP_REASONS, PAIR_REASONS
+from kgqa_validator.audit.reasons import DIAGNOSTIC_MEANINGS, GROUP_REASONS, PAIR_REASONS
 
 HISTOGRAM_LOW, HISTOGRAM_HIGH, HISTOGRAM_BINS = -0.2, 1.0, 24
 WORST = 20
@@ -51,8 +51,8 @@ def _sort_key(row: dict[str, Any]) -> tuple[float, int]:
 
 
 def describe(code: str) -> str:
-    return PAIR_REASONS.get(code) or GROUP_REASONS.get(code) or (
-        "a diagnostic of the validator (see the Diagnostics table in the README)")
+    return PAIR_REASONS.get(code) or GROUP_REASONS.get(code) or DIAGNOSTIC_MEANINGS.get(code) or (
+        "a diagnostic of the validator or a plugin (see the Diagnostics table in the README)")
 
 
 def summarise(pairs: Path, report_limit: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -57,6 +57,25 @@ GROUP_REASONS = {
     DUPLICATE_QUESTION: "the same question (normalised) is paired with different queries elsewhere",
     DUPLICATE_PAIR: "the same question and query appear again in another record",
 }
+# What the validator's diagnostics mean, for the summary and the report (README: Diagnostics).
+DIAGNOSTIC_MEANINGS = {
+    "syntax_error": "the query is not SPARQL 1.1",
+    "update_operation": "an update (INSERT/DELETE/...), not a query",
+    "unknown_prefix": "a prefix that is neither declared nor pre-declared",
+    "unbound_projection": "a selected variable the WHERE clause never binds",
+    "placeholder_leak": "a leaked template token (t1417656573) in the query",
+    "unknown_id": "an id (entity or property) that does not exist",
+    "form_mismatch": "the query's form does not fit the question (yes/no, how many)",
+    "aggregate_without_alias": "an aggregate selected without AS ?name",
+    "ungrouped_variable": "a selected variable neither grouped nor aggregated",
+    "external_service": "a SERVICE call to another endpoint",
+    "dataset_clause": "FROM / FROM NAMED: would make the endpoint load a graph",
+    "too_large": "the query is over the size limit",
+    "too_deep": "brackets nested too deeply",
+    "invalid_character": "a character that cannot be in a query",
+    "parse_timeout": "the parse was cut off: the query could not be validated",
+    "parse_failed": "the parser process died on this query",
+}
 # Execution diagnostics of the validator that count as an execution error.
 EXECUTION_ERROR_CODES = frozenset({"endpoint_timeout", "endpoint_rejected", "invalid_response",
                                    "execution_refused", "endpoint_error"})

@@ -59,9 +59,9 @@ def _histogram(summary: dict[str, Any]) -> str:
     hist = summary["histogram"]
     counts: list[int] = hist["counts"]
     low, high = hist["low"], hist["high"]
-    width, height, left, bottom = 720, 200, 40, 24
+    width, height, left, right, bottom = 740, 200, 40, 20, 24
     top = max([*counts, 1])
-    step = (width - left) / len(counts)
+    step = (width - left - right) / len(counts)
     threshold = summary.get("threshold")
     parts = [f'<svg id="histogram" role="img" aria-label="score histogram" width="{width}" '
              f'height="{height + bottom}" viewBox="0 0 {width} {height + bottom}" '
@@ -77,14 +77,17 @@ def _histogram(summary: dict[str, Any]) -> str:
     for i in range(0, len(counts) + 1, 4):
         x = left + i * step
         parts.append(f'<text x="{x:.1f}" y="{height + 16}" text-anchor="middle">'
-                     f'{low + i * (high - low) / len(counts):.1f}</text>')
+                     f'{round(low + i * (high - low) / len(counts), 1) + 0.0:.1f}</text>')
     parts.append(f'<text x="{left - 6}" y="12" text-anchor="end">{top}</text>'
                  f'<text x="{left - 6}" y="{height}" text-anchor="end">0</text>')
     if threshold is not None:
-        x = left + (threshold - low) / (high - low) * (width - left)
+        x = left + (threshold - low) / (high - low) * (width - left - right)
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{height}" stroke="#1d2329" '
                      f'stroke-dasharray="4 3"/><text x="{x + 4:.1f}" y="12">threshold '
                      f'{threshold:.3f}</text>')
+    if not any(counts):
+        parts.append(f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle">'
+                     'no scores (--no-score, or no pair could be scored)</text>')
     parts.append("</svg>")
     return "".join(parts)
 
