@@ -131,24 +131,27 @@ def test_audit_jsonl_reasons_and_outputs(capsys, tmp_path):
     out = tmp_path / "out"
     code, stdout, err = audit(capsys, str(FIXTURES / "pairs_tiny.jsonl"), "--out", str(out),
                               "--question-field", "text", "--sparql-field", "query",
-                              "--id-field", "qid", "--quiet")
+                              "--id-field", "qid", "--labels", str(ROOT / "fixtures" / "labels.json"),
+                              "--quiet")
     assert code == 1, err
     assert err == ""  # --quiet
     by_id = {r["id"]: r for r in rows(out)}
-    assert len(by_id) == 13 and [r["index"] for r in rows(out)] == list(range(13))
+    assert len(by_id) == 14 and [r["index"] for r in rows(out)] == list(range(14))
     assert by_id["a"]["reasons"] == ["duplicate_query"] and by_id["a"]["score"] > by_id["a"]["threshold"]
     assert "question_missing" in by_id["b"]["reasons"] and by_id["b"]["score"] is None
     assert "question_template" in by_id["c"]["reasons"]
     assert by_id[4]["reasons"] == ["unreadable_record"]  # the line number: no qid to read
     assert {"placeholder_leak", "question_placeholder_leak"} <= set(by_id["d"]["reasons"])
     assert "syntax_error" in by_id["f"]["reasons"]
-    assert "low_score" in by_id["h"]["reasons"]  # France's question, Germany's query
+    # Pelé's coach against Pulp Fiction's cast (verbalised with the labels file)
+    assert by_id["l"]["reasons"] == ["low_score"]
+    assert by_id["l"]["score"] == min(r["score"] for r in by_id.values() if r["score"] is not None)
     assert "update_operation" in by_id["j"]["reasons"]
     assert "unknown_prefix" in by_id["k"]["reasons"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["pairs"] == 13 and summary["flagged"] == sum(bool(r["reasons"]) for r in rows(out))
+    assert summary["pairs"] == 14 and summary["flagged"] == sum(bool(r["reasons"]) for r in rows(out))
     assert summary["reasons"]["question_missing"]["count"] == 1
-    assert summary["lowest_scored"][0]["score"] is None  # unscorable pairs first
+    assert summary["lowest_scored"][0]["id"] == "l"  # the 20 lowest-scored pairs, lowest first
     assert sum(summary["histogram"]["counts"]) == summary["scored"]
     assert "question_missing" in stdout
     page = (out / "report.html").read_text()
