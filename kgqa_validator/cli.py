@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from kgqa_validator import __version__
+from kgqa_validator.audit.jsonl_fields import add_field_options, check_rows, mapped_lines
 from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError, DataFormatError, KgqaValidatorError
 from kgqa_validator.model.precision import PRECISIONS
@@ -392,7 +393,7 @@ def _check_jsonl(args: argparse.Namespace) -> int:
     def flush() -> None:
         nonlocal all_valid
         rows = [(n, r) for n, r, _ in pending if r is not None and isinstance(r.get("sparql"), str)]
-        assessments = validator.check([r["sparql"] for _, r in rows]) if rows else []
+        assessments = check_rows(validator, [r for _, r in rows]) if rows else []
         by_line = dict(zip((n for n, _ in rows), assessments, strict=True))
         for number, row, error in pending:
             if row is None:
@@ -411,7 +412,7 @@ def _check_jsonl(args: argparse.Namespace) -> int:
 
     try:
         try:
-            for item in _json_lines(source, done):
+            for item in mapped_lines(_json_lines(source, done), args, "sparql", done):
                 pending.append(item)
                 if len(pending) >= CHUNK:
                     flush()
@@ -518,7 +519,7 @@ def _rerank_jsonl(args: argparse.Namespace, validator: Any) -> int:
     # Lines kept by --resume count for the exit status as much as the new ones.
     any_accepted = _finished_lines_accepted(args.output) if done else True
     try:
-        for number, row, error in _json_lines(source, done):
+        for number, row, error in mapped_lines(_json_lines(source, done), args, "candidates", done):
             if row is None:
                 result = {**_input_error(number, error), "ranking": []}
                 any_accepted = False
@@ -673,6 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--question", help="check the query's form against this question")
     check.add_argument("--workers", type=int, help="parser processes (default: one per core)")
     _add_common(check)
+    add_field_options(check, "query", "sparql")
     check.set_defaults(func=cmd_check)
 
     for name in ("rerank", "validate"):
@@ -689,6 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
         rerank.add_argument("--json", action="store_true", help="machine-readable output")
         _add_common(rerank)
         _add_scoring(rerank)
+        add_field_options(rerank, "candidates", "candidates")
         rerank.set_defaults(func=cmd_rerank)
 
     labels = sub.add_parser("labels", help="show what the label sources say about ids")
