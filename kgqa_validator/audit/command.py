@@ -196,7 +196,7 @@ def _finish(args: argparse.Namespace, fmt: str, new_pairs: int, elapsed: float,
 
     summary, flagged = summarise(args.out / resume.PAIRS_FILE, args.report_limit)
     summary = {"dataset": str(args.dataset), "format": fmt, "engine": args.engine,
-               "scored": options.score, **summary,
+               "scoring": options.score, **summary,
                "run": {"pairs_this_run": new_pairs, "seconds": round(elapsed, 1),
                        "pairs_per_s": round(new_pairs / elapsed, 1) if elapsed > 0 else None}}
     write_json(args.out / "summary.json", summary)
