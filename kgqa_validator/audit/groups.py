@@ -27,6 +27,10 @@ from kgqa_validator.audit.reasons import (
     normalise_question,
 )
 
+# The question part of a pair key when the question is missing: two records with the same
+# query and no question are a repeated pair too (LC-QuAD has such "na" twins).
+_NO_QUESTION = bytes(8)
+
 
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
@@ -65,8 +69,7 @@ class Groups:
         query, question = self.keys(record)
         if query is not None:
             _join(self.queries, query, record, question)
-            if question is not None:
-                _join(self.pairs, query + question, record, None)
+            _join(self.pairs, query + (question or _NO_QUESTION), record, None)
         if question is not None:
             _join(self.questions, question, record, query)
 
@@ -77,7 +80,7 @@ class Groups:
         for reason, table, key in ((DUPLICATE_QUERY, self.queries, query),
                                    (DUPLICATE_QUESTION, self.questions, question),
                                    (DUPLICATE_PAIR, self.pairs,
-                                    query + question if query and question else None)):
+                                    query + (question or _NO_QUESTION) if query else None)):
             group = table.get(key) if key is not None else None
             if group is None or group.size < 2:
                 continue
