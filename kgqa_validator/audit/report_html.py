@@ -97,8 +97,9 @@ def _pair_row(row: dict[str, Any]) -> str:
     diagnostics = [d for d in row.get("diagnostics") or [] if d.get("severity") != "info"]
     query = row.get("sparql")
     items = "".join(f"<li><b>{_esc(d.get('code'))}</b> {_esc(d.get('message'))}</li>"
-                    for d in diagnostics + [d for d in row.get("question_diagnostics") or []
-                                            if d.get("severity") != "info"])
+                    for d in diagnostics)
+    items += "".join(f"<li>question: <b>{_esc(d.get('code'))}</b> {_esc(d.get('message'))}</li>"
+                     for d in row.get("question_diagnostics") or [] if d.get("severity") != "info")
     if row.get("error"):
         items += f"<li><b>error</b> {_esc(row['error'])}</li>"
     score, pscore = row.get("score"), row.get("paraphrase_score")
