@@ -160,11 +160,13 @@ def test_audit_jsonl_reasons_and_outputs(capsys, tmp_path):
 
 def test_audit_refuses_to_overwrite_and_resumes_a_finished_run(capsys, tmp_path):
     args = [str(FIXTURES / "pairs_tiny.csv"), "--out", str(tmp_path), "--no-score", "--quiet"]
-    assert audit(capsys, *args)[0] == 0
+    assert audit(capsys, *args)[0] == 1  # x3: no question, and x1's query
     first = (tmp_path / "pairs.jsonl").read_bytes()
+    assert [json.loads(line)["reasons"] for line in first.splitlines()] == [
+        ["duplicate_query"], [], ["question_missing", "duplicate_query"]]
     code, _, err = audit(capsys, *args)
     assert code == 2 and "--resume" in err and "Traceback" not in err
-    assert audit(capsys, *args, "--resume")[0] == 0
+    assert audit(capsys, *args, "--resume")[0] == 1
     assert (tmp_path / "pairs.jsonl").read_bytes() == first
     code, _, err = audit(capsys, *args, "--resume", "--batch-size", "2")
     assert code == 2 and "batch_size" in err
@@ -175,7 +177,8 @@ def test_audit_qald_execute_against_gold_answers(capsys, tmp_path):
                          "--execute", "--data", str(GRAPH), "--no-score", "--quiet")
     assert code == 1, err
     by_id = {r["id"]: r for r in rows(tmp_path)}
-    assert by_id["1"]["reasons"] == [] and by_id["1"]["answer"]["f1"] == 1.0
+    # 1 and 2 share a query: France's capital is the right answer for 1 only
+    assert by_id["1"]["reasons"] == ["duplicate_query"] and by_id["1"]["answer"]["f1"] == 1.0
     assert "answer_mismatch" in by_id["2"]["reasons"]
     assert by_id["2"]["answer"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
     assert by_id["3"]["reasons"] == [] and by_id["3"]["execution"]["boolean"] is True
