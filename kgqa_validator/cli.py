@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from kgqa_validator import __version__
+from kgqa_validator.audit.jsonl_fields import add_field_options, check_rows, mapped_lines
 from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError, DataFormatError, KgqaValidatorError
 from kgqa_validator.model.precision import PRECISIONS
@@ -403,7 +404,7 @@ def _check_jsonl(args: argparse.Namespace) -> int:
     def flush() -> None:
         nonlocal all_valid
         rows = [(n, r) for n, r, _ in pending if r is not None and isinstance(r.get("sparql"), str)]
-        assessments = validator.check([r["sparql"] for _, r in rows]) if rows else []
+        assessments = check_rows(validator, [r for _, r in rows]) if rows else []
         by_line = dict(zip((n for n, _ in rows), assessments, strict=True))
         for number, row, error in pending:
             if row is None:
@@ -422,7 +423,7 @@ def _check_jsonl(args: argparse.Namespace) -> int:
 
     try:
         try:
-            for item in _json_lines(source, done):
+            for item in mapped_lines(_json_lines(source, done), args, "sparql", done):
                 pending.append(item)
                 if len(pending) >= CHUNK:
                     flush()
@@ -529,7 +530,7 @@ def _rerank_jsonl(args: argparse.Namespace, validator: Any) -> int:
     # Lines kept by --resume count for the exit status as much as the new ones.
     any_accepted = _finished_lines_accepted(args.output) if done else True
     try:
-        for number, row, error in _json_lines(source, done):
+        for number, row, error in mapped_lines(_json_lines(source, done), args, "candidates", done):
             if row is None:
                 result = {**_input_error(number, error), "ranking": []}
                 any_accepted = False
@@ -697,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--question", help="check the query's form against this question")
     check.add_argument("--workers", type=int, help="parser processes (default: one per core)")
     _add_common(check)
+    add_field_options(check, "query", "sparql")
     check.set_defaults(func=cmd_check)
 
     for name in ("rerank", "validate"):
@@ -713,6 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
         rerank.add_argument("--json", action="store_true", help="machine-readable output")
         _add_common(rerank)
         _add_scoring(rerank)
+        add_field_options(rerank, "candidates", "candidates")
         rerank.set_defaults(func=cmd_rerank)
 
     labels = sub.add_parser("labels", help="show what the label sources say about ids")
@@ -723,6 +726,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(labels)
     _add_endpoint(labels)
     labels.set_defaults(func=cmd_labels)
+
+    from kgqa_validator.audit.command import add_parser as add_audit_parser
+
+    add_audit_parser(sub)
 
     plugins = sub.add_parser("plugins", help="list the loaded plugins")
     plugins.add_argument("--json", action="store_true")
@@ -810,8 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("kgqa-validator: give a command (check, rerank, validate, plugins, "
-                             "labels, train, evaluate); --help lists them")
+            raise UsageError("kgqa-validator: give a command (check, rerank, validate, audit, "
+                             "plugins, labels, train, evaluate); --help lists them")
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
         code: int = args.func(args)

@@ -93,6 +93,21 @@ class Validator:
             assessments.append(Assessment(candidate, parsed, parsed.diagnostics + _flatten(lints)))
         return assessments
 
+    def check_pairs(self, pairs: Sequence[tuple[Question, Candidate]]) -> list[Assessment]:
+        """Parse and lint many (question, candidate) pairs, each with its own question; all
+        candidates are parsed in one call, so the parser workers share the work."""
+        parsed = self.parse([c for _, c in pairs])
+        assessments = []
+        for (question, candidate), result in zip(pairs, parsed, strict=True):
+            lints = self.pm.hook.kgqa_check(
+                question=question, candidate=candidate, parsed=result, settings=self.settings)
+            assessments.append(Assessment(candidate, result, result.diagnostics + _flatten(lints)))
+        return assessments
+
+    def check_question(self, question: Question) -> tuple[Diagnostic, ...]:
+        """Diagnostics of the question alone (``kgqa_check_question``)."""
+        return _flatten(self.pm.hook.kgqa_check_question(question=question, settings=self.settings))
+
     def check(self, sparql: Sequence[str], question: str = "") -> list[Assessment]:
         """Validity and diagnostics of each query, without scoring.
 
