@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kgqa_validator import __version__
@@ -29,8 +31,12 @@ from kgqa_validator.service.schemas import (
     REPORT_EXAMPLE,
     BatchRequest,
     CheckRequest,
+    QanaryMessage,
     ValidateRequest,
 )
+
+BODY_MODELS: tuple[type[BaseModel], ...] = (ValidateRequest, BatchRequest, CheckRequest, QanaryMessage)
+M = TypeVar("M", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,47 @@ class SafeJSONResponse(JSONResponse):
 
 def _errors(status: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"description": "error", "content": {"application/json": {"example": ERROR_EXAMPLE}}}}
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    """The body as ``model``, whatever the Content-Type says (clients often send none).
+
+    pydantic's JSON reader refuses invalid UTF-8, lone surrogates and nesting over 200
+    levels itself, without building the nested value first.
+    """
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        details = [{"loc": [str(p) for p in e.get("loc", ())], "message": str(e.get("msg", ""))}
+                   for e in errors[:20]]
+        if any(e.get("type") == "json_invalid" for e in errors):
+            raise ServiceError("invalid_json", 400, "the body is not valid UTF-8 JSON",
+                               details=details) from None
+        raise ServiceError("invalid_request", 422, "the body does not have the expected "
+                           "fields and types", details=details) from None
+
+
+def body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a body that :func:`parse_body` reads."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+def _install_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in BODY_MODELS:
+                found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(found.pop("$defs", {}))
+                components[model.__name__] = found
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -112,24 +159,27 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                     "candidate is a diagnostic in the report, never an error.")
     app.state.engine = engine
     _install_error_handlers(app)
+    _install_openapi(app)
     app.add_middleware(BodyLimit, max_bytes=service.max_body_bytes,
                        timeout_s=service.body_timeout_s)
 
     @app.post("/validate", summary="Rank and reject the candidates of one question",
               responses={200: {"content": {"application/json": {"example": REPORT_EXAMPLE}}},
-                         **_errors(422), **_errors(403)})
-    async def validate(body: ValidateRequest) -> dict[str, Any]:
+                         **_errors(422), **_errors(403)}, openapi_extra=body_doc(ValidateRequest))
+    async def validate(request: Request) -> dict[str, Any]:
         """The report `kgqa-validator rerank --json` gives: the ranking, best first, with
         score, verdict and diagnostics per candidate."""
+        body = await parse_body(request, ValidateRequest)
         engine.check_candidates(len(body.candidates))
         engine.variant(body.options.threshold, body.options.execute)  # 403 before queueing
         return await engine.run(engine.validate, body.question, body.candidates,
                                 body.options.threshold, body.options.execute)
 
     @app.post("/validate/batch", summary="Several questions in one request",
-              responses=_errors(422))
-    async def validate_batch(body: BatchRequest) -> dict[str, Any]:
+              responses=_errors(422), openapi_extra=body_doc(BatchRequest))
+    async def validate_batch(request: Request) -> dict[str, Any]:
         """`{"results": [report, ...]}`, one report per item, in order."""
+        body = await parse_body(request, BatchRequest)
         if len(body.items) > service.max_batch:
             raise ServiceError("too_many_questions", 422, f"{len(body.items)} items; this "
                                f"service takes at most {service.max_batch} per request")
@@ -144,9 +194,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return {"results": await engine.run(run_all)}
 
     @app.post("/check", summary="Syntax and lints of many queries (no scoring)",
-              responses=_errors(422))
-    async def check(body: CheckRequest) -> dict[str, Any]:
+              responses=_errors(422), openapi_extra=body_doc(CheckRequest))
+    async def check(request: Request) -> dict[str, Any]:
         """`{"results": [{"sparql", "valid", "form", "diagnostics"}, ...]}` as `check --json`."""
+        body = await parse_body(request, CheckRequest)
         return {"results": await engine.run(engine.check, body.queries, body.question)}
 
     @app.get("/health", summary="Liveness (also the Qanary / Spring Boot Admin health URL)")
@@ -171,7 +222,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                            "max_queries": service.max_queries, "max_batch": service.max_batch,
                            "request_timeout_s": service.request_timeout_s}}
 
-    from kgqa_validator.service.qanary import router as qanary_router
+    @app.post("/annotatequestion", summary="Qanary component call", tags=["qanary"],
+              openapi_extra=body_doc(QanaryMessage), responses=_errors(403))
+    async def annotatequestion(request: Request) -> dict[str, Any]:
+        """Score the upstream `qa:AnnotationOfAnswerSPARQL` candidates of the question in
+        `inGraph` and write ranked annotations into `outGraph` (see
+        :mod:`kgqa_validator.service.qanary`); answers the message."""
+        from kgqa_validator.service.qanary import annotate
 
-    app.include_router(qanary_router(engine))
+        message = await parse_body(request, QanaryMessage)
+        return await engine.run(annotate, engine, message)
+
     return app

@@ -56,6 +56,8 @@ def _add_service_options(parser: argparse.ArgumentParser, port: int) -> None:
                         help="request body limit, 413 past it (default 1 MiB)")
     parser.add_argument("--request-timeout", type=float, default=30.0, metavar="SECONDS",
                         help="most one request may take (default 30)")
+    parser.add_argument("--body-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="most a client may take to send its body, 408 past it (default 10)")
     parser.add_argument("--workers", type=int, default=2,
                         help="requests running the pipeline at once (default 2)")
 
@@ -92,8 +94,10 @@ def service_settings(args: argparse.Namespace, settings: Settings) -> ServiceSet
     for name in ("max_candidates", "max_body", "workers"):
         if getattr(args, name) < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1")
-    if not (math.isfinite(args.request_timeout) and args.request_timeout > 0):
-        raise ConfigurationError("--request-timeout must be a positive number of seconds")
+    for name in ("request_timeout", "body_timeout"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be a positive number of seconds")
     if not 0 <= args.port < 65536:
         raise ConfigurationError(f"--port {args.port} is not a port number")
     if args.endpoint_labels and not args.allow_execute:
@@ -115,7 +119,8 @@ def service_settings(args: argparse.Namespace, settings: Settings) -> ServiceSet
     return ServiceSettings(
         validator=settings, host=args.host, port=args.port, allow_execute=args.allow_execute,
         max_body_bytes=args.max_body, max_candidates=args.max_candidates,
-        request_timeout_s=args.request_timeout, workers=args.workers,
+        request_timeout_s=args.request_timeout, body_timeout_s=args.body_timeout,
+        workers=args.workers,
         no_plugins=args.no_plugins, block=tuple(args.block),
         qanary_fetch_hosts=tuple(getattr(args, "qanary_allow_host", ())),
         qanary_pipeline=getattr(args, "qanary_pipeline", None),

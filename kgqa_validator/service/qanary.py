@@ -213,22 +213,6 @@ def annotate(engine: Any, message: Any) -> dict[str, Any]:
                                                  "annotations": len(report["ranking"])}}
 
 
-def router(engine: Any) -> Any:
-    from fastapi import APIRouter
-
-    from kgqa_validator.service.schemas import QanaryMessage
-
-    api = APIRouter(tags=["qanary"])
-
-    @api.post("/annotatequestion", summary="Qanary component call")
-    async def annotatequestion(message: QanaryMessage) -> dict[str, Any]:
-        """Score the upstream `qa:AnnotationOfAnswerSPARQL` candidates of the question in
-        `inGraph` and write ranked annotations into `outGraph`; answers the message."""
-        return await engine.run(annotate, engine, message)
-
-    return api
-
-
 class Registration:
     """Registers with a Qanary pipeline (Spring Boot Admin ``/instances``) every 10 s."""
 
