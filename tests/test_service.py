@@ -26,7 +26,7 @@ LABELS = Path(__file__).resolve().parent.parent / "fixtures" / "labels.json"
 
 @pytest.fixture(scope="module")
 def service() -> Any:
-    with running_service("--labels", str(LABELS), "--max-candidates", "20",
+    with running_service("--labels", str(LABELS), "--max-candidates", "20", "--max-queries", "50",
                          "--max-body", "65536", "--body-timeout", "2") as url:
         yield url
 
@@ -98,6 +98,28 @@ def test_hostile_bodies_are_4xx_json_with_a_code(service: str, body: bytes, stat
     response = httpx.post(service + "/validate", content=body, timeout=30)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
+
+
+def test_check_limits(service: str) -> None:
+    too_many = post(service, "/check", {"queries": ["ASK {}"] * 51})
+    assert too_many.status_code == 422
+    assert too_many.json()["error"]["code"] == "too_many_queries"
+    assert post(service, "/check", {"queries": "ASK {}"}).json()["error"]["code"] == "invalid_request"
+
+
+def test_a_request_past_its_deadline_stops_between_chunks() -> None:
+    from kgqa_validator.service import ServiceSettings
+    from kgqa_validator.service.engine import Engine
+    from kgqa_validator.service.errors import ServiceError
+
+    engine = Engine(ServiceSettings(no_plugins=True))
+    try:
+        with pytest.raises(ServiceError) as caught:
+            engine.check(["ASK {}"] * 100, deadline=time.monotonic() - 1)
+        assert caught.value.code == "timeout" and caught.value.status == 503
+        assert len(engine.check(["ASK {}"] * 40, deadline=time.monotonic() + 60)) == 40
+    finally:
+        engine.close()
 
 
 def test_body_limit_is_413_declared_or_chunked(service: str) -> None:

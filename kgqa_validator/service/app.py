@@ -187,9 +187,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             engine.check_candidates(len(item.candidates))
             engine.variant(item.options.threshold, item.options.execute)
 
+        deadline = engine.deadline()
+
         def run_all() -> list[dict[str, Any]]:
-            return [engine.validate(i.question, i.candidates, i.options.threshold,
-                                    i.options.execute) for i in body.items]
+            results = []
+            for item in body.items:
+                engine.check_deadline(deadline)  # past it, stop: the answer is a 503 anyway
+                results.append(engine.validate(item.question, item.candidates,
+                                               item.options.threshold, item.options.execute))
+            return results
 
         return {"results": await engine.run(run_all)}
 
@@ -198,7 +204,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def check(request: Request) -> dict[str, Any]:
         """`{"results": [{"sparql", "valid", "form", "diagnostics"}, ...]}` as `check --json`."""
         body = await parse_body(request, CheckRequest)
-        return {"results": await engine.run(engine.check, body.queries, body.question)}
+        engine.check_queries(len(body.queries))
+        return {"results": await engine.run(engine.check, body.queries, body.question,
+                                            engine.deadline())}
 
     @app.get("/health", summary="Liveness (also the Qanary / Spring Boot Admin health URL)")
     async def health() -> dict[str, Any]:

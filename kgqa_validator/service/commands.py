@@ -52,6 +52,8 @@ def _add_service_options(parser: argparse.ArgumentParser, port: int) -> None:
                         help="fetch labels from the endpoint (needs --allow-execute)")
     parser.add_argument("--max-candidates", type=int, default=100,
                         help="candidates per question (default 100)")
+    parser.add_argument("--max-queries", type=int, default=1000,
+                        help="queries per /check request (default 1000)")
     parser.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES",
                         help="request body limit, 413 past it (default 1 MiB)")
     parser.add_argument("--request-timeout", type=float, default=30.0, metavar="SECONDS",
@@ -91,7 +93,7 @@ def service_settings(args: argparse.Namespace, settings: Settings) -> ServiceSet
     """Settings from the parsed arguments (ConfigurationError for what cannot work)."""
     if args.threshold is not None and not math.isfinite(args.threshold):
         raise ConfigurationError(f"--threshold must be a finite number, not {args.threshold}")
-    for name in ("max_candidates", "max_body", "workers"):
+    for name in ("max_candidates", "max_queries", "max_body", "workers"):
         if getattr(args, name) < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1")
     for name in ("request_timeout", "body_timeout"):
@@ -119,6 +121,7 @@ def service_settings(args: argparse.Namespace, settings: Settings) -> ServiceSet
     return ServiceSettings(
         validator=settings, host=args.host, port=args.port, allow_execute=args.allow_execute,
         max_body_bytes=args.max_body, max_candidates=args.max_candidates,
+        max_queries=args.max_queries,
         request_timeout_s=args.request_timeout, body_timeout_s=args.body_timeout,
         workers=args.workers,
         no_plugins=args.no_plugins, block=tuple(args.block),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -23,6 +24,7 @@ from kgqa_validator.service.errors import ServiceError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+CHUNK = 32  # /check queries parsed between two looks at the request's deadline
 
 WARM_UP_QUESTION = "Who is the author of The Hitchhiker's Guide to the Galaxy?"
 WARM_UP_QUERY = "SELECT ?a WHERE { wd:Q25338 wdt:P50 ?a }"
@@ -111,15 +113,34 @@ class Engine:
         validator = self.variant(threshold, execute)
         return report_to_json(validator.validate(question, list(candidates), execute=execute))
 
-    def check(self, queries: Sequence[str], question: str = "") -> list[dict[str, Any]]:
+    def check(self, queries: Sequence[str], question: str = "",
+              deadline: float | None = None) -> list[dict[str, Any]]:
         from kgqa_validator.report_json import assessment_to_json
 
-        if len(queries) > self.service.max_queries:
+        self.check_queries(len(queries))
+        out: list[dict[str, Any]] = []
+        # In chunks, so that a request past its time limit stops instead of holding a thread
+        # for the rest of a thousand hostile queries.
+        for start in range(0, len(queries), CHUNK):
+            self.check_deadline(deadline)
+            chunk = list(queries[start:start + CHUNK])
+            out.extend({"sparql": q, **assessment_to_json(a)}
+                       for q, a in zip(chunk, self.validator.check(chunk, question), strict=True))
+        return out
+
+    def deadline(self) -> float:
+        return time.monotonic() + self.service.request_timeout_s
+
+    def check_deadline(self, deadline: float | None) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise ServiceError("timeout", 503, "the request did not finish within "
+                               f"{self.service.request_timeout_s:g} s")
+
+    def check_queries(self, count: int) -> None:
+        if count > self.service.max_queries:
             raise ServiceError("too_many_queries", 422,
-                               f"{len(queries)} queries; this service takes at most "
+                               f"{count} queries; this service takes at most "
                                f"{self.service.max_queries} per request")
-        return [{"sparql": q, **assessment_to_json(a)}
-                for q, a in zip(queries, self.validator.check(list(queries), question), strict=True)]
 
     def check_candidates(self, count: int) -> None:
         if count > self.service.max_candidates:
