@@ -23,7 +23,10 @@ from kgqa_validator.audit.jsonl_fields import add_field_options, check_rows, map
 from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError, DataFormatError, KgqaValidatorError
 from kgqa_validator.model.precision import PRECISIONS
-from kgqa_validator.types import Assessment, Diagnostic, Mode, Report, Severity
+from kgqa_validator.report_json import assessment_to_json as _assessment_json
+from kgqa_validator.report_json import dumps as _dump
+from kgqa_validator.report_json import report_to_json
+from kgqa_validator.types import Diagnostic, Mode, Report, Severity
 
 EXIT_OK, EXIT_INVALID, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 CHUNK = 256  # check --jsonl: lines parsed in parallel, then written and flushed together
@@ -78,14 +81,6 @@ def format_diagnostic(text: str, diagnostic: Diagnostic, name: str = "query") ->
     where = f"{name}:{diagnostic.line}:{diagnostic.column}" if diagnostic.span else name
     head = f"{where}: {diagnostic.severity.value} [{diagnostic.code}] {diagnostic.message}"
     return [head, *_caret_lines(text, diagnostic)]
-
-
-def _assessment_json(assessment: Assessment) -> dict[str, Any]:
-    return {
-        "valid": assessment.valid,
-        "form": assessment.parsed.form.value,
-        "diagnostics": [d.to_dict() for d in assessment.diagnostics],
-    }
 
 
 # -- settings from arguments ----------------------------------------------------------------
@@ -357,13 +352,6 @@ def _input_error(number: int, message: str) -> dict[str, Any]:
         "line": None, "column": None, "excerpt": "", "producer": "cli"}]}
 
 
-def _dump(row: dict[str, Any]) -> str:
-    text = json.dumps(row, ensure_ascii=False, default=str)
-    # A lone surrogate (a \ud800 escape in the input, an undecodable input byte) cannot be
-    # written as UTF-8: it is written as its JSON escape, which reads back as the same string.
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 # -- commands -------------------------------------------------------------------------------
 
 
@@ -518,7 +506,7 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         raise UsageError("rerank: no candidates (give them as arguments or --candidates FILE)")
     report = validator.validate(args.question, candidates)
     if args.json:
-        print(_dump(report.to_dict()))
+        print(_dump(report_to_json(report)))
     else:
         _print_report(report)
     return EXIT_OK if report.best is not None else EXIT_INVALID
@@ -544,7 +532,7 @@ def _rerank_jsonl(args: argparse.Namespace, validator: Any) -> int:
                 any_accepted = False
             else:
                 report = validator.validate(row["question"], row["candidates"])
-                data = report.to_dict()
+                data = report_to_json(report)
                 result = {**row, "ranking": data["ranking"],
                           "question_diagnostics": data["question_diagnostics"]}
                 if data["notes"]:
@@ -782,6 +770,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "rerank --precision scores; default fp32)")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    from kgqa_validator.service.commands import add_service_commands
+
+    add_service_commands(sub, add_common=_add_common, base_settings=_settings)
     return parser
 
 
@@ -818,7 +810,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError("kgqa-validator: give a command (check, rerank, validate, audit, "
-                             "plugins, labels, train, evaluate); --help lists them")
+                             "plugins, labels, train, evaluate, serve, mcp); --help lists them")
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
         code: int = args.func(args)
