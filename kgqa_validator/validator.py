@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from kgqa_validator.config import Settings
+from kgqa_validator.diagnostics import diagnostic
 from kgqa_validator.errors import ConfigurationError, InvalidInputError
 from kgqa_validator.model.verbalise import verbalise
 from kgqa_validator.plugins import PluginManager, get_plugin_manager
@@ -232,7 +233,7 @@ def _candidates(sparql: object) -> tuple[list[Candidate], dict[int, Diagnostic]]
             candidates.append(Candidate(text, i))
             continue
         hint = " (decode bytes to str first)" if isinstance(text, (bytes, bytearray)) else ""
-        problems[i] = Diagnostic("invalid_input", Severity.ERROR,
+        problems[i] = diagnostic("invalid_input", Severity.ERROR,
                                  f"candidate {i} is {type(text).__name__}, not str{hint}",
                                  producer="validator")
         candidates.append(Candidate("", i))

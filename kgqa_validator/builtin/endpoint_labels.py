@@ -24,16 +24,16 @@ note (info) says so.  An endpoint that cannot be used at all raises, as everywhe
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kgqa_validator.config import Settings
+from kgqa_validator.diagnostics import DiagnosticBuilder
 from kgqa_validator.execution import endpoint_key, executor_for
 from kgqa_validator.execution.cache import LabelCache, cache_dir_for
 from kgqa_validator.hookspecs import hookimpl
+from kgqa_validator.ids import WIKIDATA_ID
 from kgqa_validator.parsing.lexer import tokenize
-from kgqa_validator.parsing.parse import DiagnosticBuilder
 from kgqa_validator.prefixes import WIKIDATA_PREFIXES
 from kgqa_validator.types import Candidate, Diagnostic, Form, Mode, ParsedQuery, Question, Severity
 
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 PRODUCER = "endpoint_labels"
 BATCH = 200
-ID = re.compile(r"^[QPL][1-9]\d*$")
 _RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#"
 
 
@@ -82,7 +81,7 @@ def lookup(ids: Iterable[str], settings: Settings) -> LabelLookup:
     Ids of another shape are ignored.  Raises EndpointError/ConfigurationError when the
     endpoint cannot be used at all.
     """
-    wanted = [i for i in dict.fromkeys(ids) if ID.match(i)]
+    wanted = [i for i in dict.fromkeys(ids) if WIKIDATA_ID.match(i)]
     source = endpoint_key(settings)
     cache = LabelCache(cache_dir_for(settings.cache_dir))
     known = cache.get_many(source, wanted)

@@ -15,9 +15,11 @@ import re
 from collections.abc import Sequence
 
 from kgqa_validator.config import Settings
+from kgqa_validator.diagnostics import DiagnosticBuilder
 from kgqa_validator.hookspecs import hookimpl
-from kgqa_validator.parsing.lexer import QUERY_KEYWORDS, Token, analyse, expand_name, tokenize
-from kgqa_validator.parsing.parse import DiagnosticBuilder
+from kgqa_validator.parsing.clauses import clause_targets, projects_only_a_count
+from kgqa_validator.parsing.lexer import LexicalFacts, analyse, expand_name
+from kgqa_validator.parsing.scope import first_occurrences
 from kgqa_validator.prefixes import LABEL_SERVICE
 from kgqa_validator.types import Candidate, Diagnostic, Form, Mode, ParsedQuery, Question, Severity
 
@@ -39,20 +41,6 @@ _ASKS_A_COUNT = re.compile(
     re.IGNORECASE)
 
 
-def _clause_targets(tokens: list[Token], keyword: str) -> list[tuple[Token, Token]]:
-    """``(keyword, target)`` token pairs: ``SERVICE [SILENT] x``, ``FROM [NAMED] x``."""
-    skip = "SILENT" if keyword == "SERVICE" else "NAMED"
-    pairs = []
-    for i, token in enumerate(tokens):
-        if token.kind == "word" and token.upper == keyword:
-            k = i + 1
-            if k < len(tokens) and tokens[k].upper == skip:
-                k += 1
-            if k < len(tokens):
-                pairs.append((token, tokens[k]))
-    return pairs
-
-
 @hookimpl(trylast=True)
 def kgqa_check(
     question: Question, candidate: Candidate, parsed: ParsedQuery, settings: Settings
@@ -68,10 +56,7 @@ def kgqa_check(
     tokens = facts.tokens
 
     if parsed.structure_known and parsed.form is Form.SELECT and not parsed.select_star:
-        first: dict[str, Token] = {}
-        for t in tokens:
-            if t.kind == "var":
-                first.setdefault(t.text[1:], t)
+        first = first_occurrences(tokens)
         for var in parsed.projected:
             if var not in parsed.bound:
                 at = first.get(var)
@@ -80,7 +65,7 @@ def kgqa_check(
                         at.start if at else None, len(at.text) if at else 1,
                         excerpt=at.text if at else None)
 
-    for keyword, target in _clause_targets(tokens, "SERVICE"):
+    for keyword, target in clause_targets(tokens, "SERVICE"):
         # The query's own PREFIX lines win: "PREFIX wikibase: <http://elsewhere/>" makes
         # "SERVICE wikibase:label" a call to elsewhere.
         if settings.mode is Mode.WIKIDATA \
@@ -94,7 +79,7 @@ def kgqa_check(
                 "only " + ("the Wikidata label service is allowed" if settings.mode is Mode.WIKIDATA
                            else "queries without SERVICE are allowed"), keyword.start,
                 target.end - keyword.start, excerpt=text[keyword.start:target.end])
-    for keyword, target in _clause_targets(tokens, "FROM"):
+    for keyword, target in clause_targets(tokens, "FROM"):
         out.add("dataset_clause", Severity.ERROR,
                 f"{text[keyword.start:target.end]} asks the endpoint to load a graph; queries "
                 "must use the endpoint's default graph", keyword.start, target.end - keyword.start,
@@ -108,14 +93,15 @@ def kgqa_check(
             break
 
     if question.text.strip():
-        out.items.extend(_form_mismatch(question.text, parsed, text))
+        out.items.extend(_form_mismatch(question.text, parsed, text, facts))
     return out.items
 
 
-def _form_mismatch(question: str, parsed: ParsedQuery, text: str) -> list[Diagnostic]:
+def _form_mismatch(question: str, parsed: ParsedQuery, text: str,
+                   facts: LexicalFacts) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     out = DiagnosticBuilder(text, PRODUCER)
-    keyword = next((t for t in tokenize(text) if t.kind == "word" and t.upper in QUERY_KEYWORDS), None)
+    keyword = facts.first_keyword  # the form's keyword: the lints only run on a known form
     keyword_offset = keyword.start if keyword else None
     yes_no = bool(_YES_NO.match(question))
     if yes_no and parsed.form is not Form.ASK:
@@ -130,53 +116,12 @@ def _form_mismatch(question: str, parsed: ParsedQuery, text: str) -> list[Diagno
         out.add("form_mismatch", Severity.WARNING,
                 "the question asks 'how many', but the query does not COUNT", keyword_offset)
     elif parsed.form is Form.SELECT and not _ASKS_A_COUNT.search(question) \
-            and re.search(r"\bCOUNT\s*\(", text, re.IGNORECASE) and _projects_only_a_count(text):
+            and re.search(r"\bCOUNT\s*\(", text, re.IGNORECASE) and projects_only_a_count(facts):
         out.add("form_mismatch", Severity.WARNING,
                 "the query answers with a count, but the question does not ask how many",
                 keyword_offset)
     found.extend(out.items)
     return found
-
-
-def _projects_only_a_count(text: str) -> bool:
-    """Whether the outermost SELECT projects nothing but one ``(COUNT(...) AS ?v)``."""
-    tokens = tokenize(text)
-    depth = 0
-    start = None
-    for i, token in enumerate(tokens):
-        if token.kind == "punct" and token.text in "({[":
-            depth += 1
-        elif token.kind == "punct" and token.text in ")}]":
-            depth -= 1
-        elif depth == 0 and token.kind == "word" and token.upper == "SELECT":
-            start = i + 1
-            break
-    if start is None:
-        return False
-    projection = []
-    depth = 0
-    for token in tokens[start:]:
-        if depth == 0 and (token.text == "{" or token.upper in ("WHERE", "FROM")):
-            break
-        if token.kind == "punct" and token.text == "(":
-            depth += 1
-        elif token.kind == "punct" and token.text == ")":
-            depth -= 1
-        projection.append(token)
-    if projection and projection[0].upper in ("DISTINCT", "REDUCED"):
-        projection = projection[1:]
-    if len(projection) < 4 or projection[0].text != "(" or projection[1].upper != "COUNT":
-        return False
-    # The parenthesis opened first must be the one that closes last: a single expression.
-    depth = 0
-    for k, token in enumerate(projection):
-        if token.kind == "punct" and token.text == "(":
-            depth += 1
-        elif token.kind == "punct" and token.text == ")":
-            depth -= 1
-            if depth == 0:
-                return k == len(projection) - 1
-    return False
 
 
 @hookimpl(trylast=True)

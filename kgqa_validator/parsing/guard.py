@@ -29,9 +29,10 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from kgqa_validator.diagnostics import diagnostic
 from kgqa_validator.errors import KgqaValidatorError
 from kgqa_validator.parsing.parse import PRODUCER, parse_query
-from kgqa_validator.types import Diagnostic, Form, ParsedQuery, Severity
+from kgqa_validator.types import Form, ParsedQuery, Severity
 from kgqa_validator.worker_process import WorkerProcess, child_connections
 
 log = logging.getLogger(__name__)
@@ -142,11 +143,11 @@ class ParserPool:
         if why is not None:
             # The worker died (not a timeout): the strict parser may be what crashed it,
             # so it is not retried in this process.
-            return ParsedQuery(text[:200], Form.UNKNOWN, False, (Diagnostic(
+            return ParsedQuery(text[:200], Form.UNKNOWN, False, (diagnostic(
                 "parse_failed", Severity.ERROR, f"the parser failed on this query ({why})",
                 producer=PRODUCER),))
         parsed = parse_query(text, strict=False, structure=False, **self.options)
-        note = Diagnostic(
+        note = diagnostic(
             "parse_timeout", Severity.ERROR,
             f"parsing took longer than {self.timeout_s:g} s and was stopped: the query could "
             "not be validated", producer=PRODUCER)

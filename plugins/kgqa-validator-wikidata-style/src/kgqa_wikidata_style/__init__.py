@@ -33,10 +33,10 @@ from kgqa_validator import (
     Question,
     Settings,
     Severity,
-    Span,
     hookimpl,
 )
-from kgqa_validator.parsing.lexer import LineIndex, tokenize
+from kgqa_validator.diagnostics import DiagnosticBuilder
+from kgqa_validator.parsing.lexer import analyse, expand_name
 
 __version__ = "0.1.0"
 PRODUCER = "wikidata_style"
@@ -48,19 +48,6 @@ _LABEL_PROPERTIES = {
 }
 
 
-def _diagnostic(text: str, code: str, message: str, offset: int, length: int) -> Diagnostic:
-    line, column = LineIndex(text).position(offset)
-    return Diagnostic(code, Severity.WARNING, message, Span(line, column, offset, length),
-                      text[offset:offset + length][:80], PRODUCER)
-
-
-def _expand(name: str, prefixes: dict[str, str]) -> str:
-    if name.startswith("<") and name.endswith(">"):
-        return name[1:-1]
-    prefix, _, local = name.partition(":")
-    return prefixes[prefix] + local if prefix in prefixes else name
-
-
 @hookimpl
 def kgqa_check(
     question: Question, candidate: Candidate, parsed: ParsedQuery, settings: Settings
@@ -68,20 +55,20 @@ def kgqa_check(
     if not parsed.valid_syntax or parsed.form is not Form.SELECT:
         return None
     text = candidate.sparql
-    tokens = tokenize(text)
-    found: list[Diagnostic] = []
+    # The validator's own lexer: tokens never come from comments, strings or IRIs, and the
+    # query's PREFIX lines are read as the parser reads them.
+    facts = analyse(text)
+    tokens = facts.tokens
+    out = DiagnosticBuilder(text, PRODUCER)
 
     if parsed.select_star and not parsed.has_limit:
         star = next((t for t in tokens if t.text == "*"), tokens[0])
-        found.append(_diagnostic(
-            text, "missing_limit", "SELECT * without LIMIT can return millions of rows on "
-            "Wikidata; add a LIMIT", star.start, len(star.text)))
+        out.add("missing_limit", Severity.WARNING, "SELECT * without LIMIT can return millions "
+                "of rows on Wikidata; add a LIMIT", star.start, len(star.text), excerpt=star.text)
 
-    prefixes = dict(settings.prefixes)  # and the query's own PREFIX lines
-    declared = re.finditer(r"PREFIX\s+([\w\-.]*):\s*<([^>]*)>", text, re.IGNORECASE)
-    prefixes.update({m.group(1): m.group(2) for m in declared})
     for i, token in enumerate(tokens[:-1]):
-        if token.kind not in ("pname", "iri") or _expand(token.text, prefixes) not in _LABEL_PROPERTIES:
+        if token.kind not in ("pname", "iri") or expand_name(
+                token.text, settings.prefixes, facts.declared_prefixes) not in _LABEL_PROPERTIES:
             continue
         target = tokens[i + 1]
         if target.kind != "var":
@@ -89,8 +76,8 @@ def kgqa_check(
         name = re.escape(target.text[1:])
         if re.search(r"\bLANG\s*\(\s*[?$]" + name + r"\s*\)", text, re.IGNORECASE):
             continue
-        found.append(_diagnostic(
-            text, "label_language",
-            f"{token.text} {target.text} has no language filter: every language's value comes "
-            f"back; add FILTER(LANG({target.text}) = \"en\")", token.start, len(token.text)))
-    return found or None
+        out.add("label_language", Severity.WARNING,
+                f"{token.text} {target.text} has no language filter: every language's value "
+                f"comes back; add FILTER(LANG({target.text}) = \"en\")", token.start,
+                len(token.text), excerpt=token.text)
+    return out.items or None
