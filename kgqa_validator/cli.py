@@ -25,7 +25,7 @@ from kgqa_validator.model.precision import PRECISIONS
 from kgqa_validator.types import Assessment, Diagnostic, Mode, Report, Severity
 
 EXIT_OK, EXIT_INVALID, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
-CHUNK = 256  # check --jsonl: lines parsed in parallel, then written and flushed together
+CHUNK = 256  # check --jsonl: lines parsed in parallel, then written (each flushed as written)
 # One --jsonl record at most (a 10 MB query still fits, and is then diagnosed as too large);
 # past this a line is reported and skipped, and past four times as many more characters
 # without a line end the input is not JSON Lines at all (/dev/zero, a binary file): the run stops.
@@ -209,15 +209,9 @@ def _validator(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 def _open_input(path: str) -> IO[str]:
-    # utf-8-sig: a byte order mark is not part of the first line.  surrogateescape: an
-    # undecodable byte becomes a character the parser reports (invalid_character), it does
-    # not stop the run.
-    if path == "-":
-        return sys.stdin
-    try:
-        return open(path, encoding="utf-8-sig", errors="surrogateescape")
-    except OSError as exc:
-        raise DataFormatError(f"cannot read {path}: {exc.strerror}") from exc
+    from kgqa_validator.batch_io import open_input
+
+    return open_input(path)
 
 
 def _check_paths(args: argparse.Namespace) -> None:
@@ -237,19 +231,9 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def _open_output(path: str | None, resume: bool) -> tuple[IO[str], int]:
     """Output stream and how many finished lines it already holds (``--resume``)."""
-    if path is None or path == "-":
-        return sys.stdout, 0
-    done = 0
-    if resume and os.path.exists(path):
-        with open(path, encoding="utf-8", errors="replace") as existing:
-            content = existing.read()
-        lines = content.split("\n")
-        complete = lines[:-1]  # a last line without newline was cut off by the interruption
-        done = len(complete)
-        with open(path, "w", encoding="utf-8") as rewrite:
-            rewrite.write("".join(line + "\n" for line in complete))
-        return open(path, "a", encoding="utf-8"), done
-    return open(path, "w", encoding="utf-8"), 0
+    from kgqa_validator.batch_io import open_output
+
+    return open_output(path, resume)
 
 
 def _finished_lines_valid(path: str) -> bool:
@@ -362,7 +346,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError("check: give a QUERY, '-' for standard input, or --jsonl FILE")
     if args.output is not None or args.resume:
         raise UsageError("check: --output and --resume go with --jsonl FILE")
-    text = sys.stdin.read() if args.query == "-" else args.query
+    if args.query == "-":
+        from kgqa_validator.batch_io import read_bounded
+
+        text = read_bounded(sys.stdin, MAX_LINE_CHARS)
+    else:
+        text = args.query
     settings = _settings(args)
     validator = _validator(args, settings)
     (assessment,) = validator.check([text], question=args.question or "")
@@ -406,7 +395,7 @@ def _check_jsonl(args: argparse.Namespace) -> int:
                           "diagnostics": [d.to_dict() for d in assessment.diagnostics]}
             all_valid = all_valid and bool(result["valid"])
             out.write(_dump(result) + "\n")
-        out.flush()
+            out.flush()  # per line: a kill never loses a line that was already computed
         pending.clear()
 
     try:
