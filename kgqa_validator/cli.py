@@ -131,6 +131,9 @@ def _add_scoring(parser: argparse.ArgumentParser) -> None:
                              "bf16, else fp32; int8 is faster but less accurate; see the README)")
     parser.add_argument("--threshold", type=float,
                         help="rejection threshold (default: the model's calibrated one)")
+    parser.add_argument("--max-candidates", type=int, default=1000, metavar="N",
+                        help="most candidates for one question (default 1000); a --jsonl line "
+                             "with more is answered with invalid_input")
     parser.add_argument("--execute", action="store_true",
                         help="run the best candidates (also fetches labels from the endpoint)")
     parser.add_argument("--endpoint-labels", action="store_true",
@@ -171,6 +174,8 @@ def _endpoint_settings(args: argparse.Namespace, settings: Settings) -> Settings
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     _positive(args.timeout_parse, "--timeout-parse")
+    if getattr(args, "max_candidates", 1) < 1:
+        raise UsageError("--max-candidates must be at least 1")
     if getattr(args, "threshold", None) is not None and not math.isfinite(args.threshold):
         raise UsageError(f"--threshold must be a finite number, not {args.threshold}")
     settings = Settings.for_mode(args.mode, _prefixes(args.prefix))
@@ -185,6 +190,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
             precision=args.precision or settings.precision,
             endpoint_labels=args.endpoint_labels,
             check_unknown_ids=args.check_ids,
+            max_candidates=args.max_candidates,
         )
         settings = _endpoint_settings(args, settings)
     return settings
@@ -493,6 +499,9 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         candidates.extend(_read_candidates(args.candidates_file))
     if not candidates:
         raise UsageError("rerank: no candidates (give them as arguments or --candidates FILE)")
+    if len(candidates) > settings.max_candidates:
+        raise UsageError(f"rerank: {len(candidates):,} candidates for one question; at most "
+                         f"{settings.max_candidates:,} (--max-candidates)")
     report = validator.validate(args.question, candidates)
     if args.json:
         print(_dump(report.to_dict()))
@@ -517,6 +526,13 @@ def _rerank_jsonl(args: argparse.Namespace, validator: Any) -> int:
                 bad = _input_error(number, f"line {number}: expected 'question' (string) and "
                                            "'candidates' (list of strings)")
                 # Every output line has a ranking, empty for a line that could not be read.
+                result = {**row, "ranking": [], "valid": False, "diagnostics": bad["diagnostics"]}
+                any_accepted = False
+            elif len(row["candidates"]) > validator.settings.max_candidates:
+                limit = validator.settings.max_candidates
+                bad = _input_error(number, f"line {number}: {len(row['candidates']):,} "
+                                           f"candidates; at most {limit:,} per question "
+                                           "(--max-candidates)")
                 result = {**row, "ranking": [], "valid": False, "diagnostics": bad["diagnostics"]}
                 any_accepted = False
             else:

@@ -57,6 +57,9 @@ class Settings:
     max_in_flight: int = 1
     check_unknown_ids: bool = False
     endpoint_labels: bool = False
+    # Candidates one rerank request may hold: each is parsed and embedded, so an unbounded
+    # list is unbounded work and memory; the CLI answers a longer one with invalid_input.
+    max_candidates: int = 1000
 
     def __post_init__(self) -> None:
         check_precision(self.precision)  # fail where the setting is made, not at the first score
