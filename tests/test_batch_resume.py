@@ -43,7 +43,7 @@ def _kill_and_resume(args: list[str], output: Path, expected: list[bytes], *, ki
     for attempt in range(kills):
         before = _complete_lines(output)
         resume = ["--resume"] if attempt else []
-        process = subprocess.Popen(command + resume, env=_env(), stdout=subprocess.DEVNULL,
+        process = subprocess.Popen([*command, *resume], env=_env(), stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)
         at = rng.uniform(*window_s)
         times.append(at)
@@ -59,7 +59,7 @@ def _kill_and_resume(args: list[str], output: Path, expected: list[bytes], *, ki
         assert after == expected[: len(after)], f"kill {attempt} at {at:.2f}s: wrong lines"
         if len(after) == len(expected):
             break
-    final = subprocess.run(command + ["--resume"], env=_env(), capture_output=True, timeout=600)
+    final = subprocess.run([*command, "--resume"], env=_env(), capture_output=True, timeout=600)
     assert b"Traceback" not in final.stderr
     assert output.read_bytes() == b"".join(expected)
     return times
