@@ -574,18 +574,21 @@ def cmd_labels(args: argparse.Namespace) -> int:
     validator = _validator(args, settings)
     labels = validator.labels(ids)
     unknown: frozenset[str] = frozenset()
+    unchecked: frozenset[str] = frozenset()
     source = None
     if use_endpoint and active(settings):
         from kgqa_validator.execution import executor_for
 
-        unknown = lookup(ids, settings).unknown  # answered from the cache just filled
+        found = lookup(ids, settings)  # answered from the cache just filled
+        unknown, unchecked = found.unknown, found.unchecked
         source = executor_for(settings).name
     if args.json:
         print(_dump({
             "endpoint": source,
             "files": [str(p) for p in args.labels],
             "ids": [{"id": i, "label": labels.get(i),
-                     "known": None if source is None else i not in unknown} for i in ids],
+                     "known": None if source is None or i in unchecked else i not in unknown}
+                    for i in ids],
         }))
     else:
         for id_ in ids:
@@ -593,6 +596,8 @@ def cmd_labels(args: argparse.Namespace) -> int:
                 print(f"{id_}\t{labels[id_]}")
             elif id_ in unknown:
                 print(f"{id_}\t-\tunknown to {source} (likely a hallucinated id)")
+            elif id_ in unchecked:
+                print(f"{id_}\t-\tnot checked ({source} gave no usable answer)")
             else:
                 print(f"{id_}\t-\tno English label")
     return EXIT_OK if all(i in labels for i in ids) else EXIT_INVALID
