@@ -420,7 +420,20 @@ def _check_jsonl(args: argparse.Namespace) -> int:
     return EXIT_OK if all_valid else EXIT_INVALID
 
 
-def _print_report(report: Report) -> None:
+_ENTITY = re.compile(r"^http://www\.wikidata\.org/entity/([QPL][1-9][0-9]*)$")
+
+
+def _answer_ids(report: Report) -> list[str]:
+    """Wikidata ids among the answer values that the text report shows."""
+    ids = []
+    for verdict in report.verdicts:
+        for row in verdict.execution.rows[:3] if verdict.execution is not None else ():
+            ids.extend(m.group(1) for v in row.values() if (m := _ENTITY.match(v)))
+    return list(dict.fromkeys(ids))
+
+
+def _print_report(report: Report, labels: dict[str, str] | None = None) -> None:
+    labels = labels or {}
     for diagnostic in report.question_diagnostics:
         print(f"question: {diagnostic.severity.value} [{diagnostic.code}] {diagnostic.message}")
     for note in report.notes:
@@ -441,22 +454,37 @@ def _print_report(report: Report) -> None:
         if verdict.execution is not None:
             ex = verdict.execution
             amount = ex.boolean if ex.boolean is not None else ex.row_count
-            print(f"{'':>8}executed: {ex.status} ({amount}) in {ex.elapsed_s:.2f}s")
+            if ex.status == "refused":  # never sent: its diagnostic above says why
+                print(f"{'':>8}not executed (refused before any request)")
+                continue
+            shown = "" if amount is None else f" ({amount})"
+            print(f"{'':>8}executed: {ex.status}{shown} in {ex.elapsed_s:.2f}s")
             for row in ex.rows[:3]:
-                print(f"{'':>10}" + "  ".join(f"{k}={_compact(v)}" for k, v in row.items()))
+                print(f"{'':>10}" + "  ".join(f"{k}={_compact(v, labels)}"
+                                              for k, v in row.items()))
             if ex.row_count is not None and ex.row_count > 3:
                 print(f"{'':>10}... {ex.row_count - 3} more")
 
 
-def _compact(value: str) -> str:
-    """``wd:Q42`` for ``http://www.wikidata.org/entity/Q42`` (the longest matching prefix)."""
+def _compact(value: str, labels: dict[str, str] | None = None) -> str:
+    """``wd:Q42`` for ``http://www.wikidata.org/entity/Q42`` (the longest matching prefix),
+    followed by its label when one is known: ``wd:Q42 (Douglas Adams)``."""
     from kgqa_validator.prefixes import WIKIDATA_PREFIXES
+
+    match = _ENTITY.match(value)
+    if match and labels and match.group(1) in labels:
+        return f"{_compact(value)} ({_printable(short_label(labels[match.group(1)]))})"
 
     best = max((p for p in WIKIDATA_PREFIXES.items() if value.startswith(p[1])),
                key=lambda p: len(p[1]), default=None)
     if best is None:
         return value if len(value) <= 60 else value[:59] + "…"
     return f"{best[0]}:{value[len(best[1]):]}"
+
+
+def short_label(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _read_candidates(path: Path) -> list[str]:
@@ -506,7 +534,10 @@ def cmd_rerank(args: argparse.Namespace) -> int:
     if args.json:
         print(_dump(report.to_dict()))
     else:
-        _print_report(report)
+        # Answers read better with names: from the label files, and from the endpoint or the
+        # data file when execution (which turns endpoint labels on) was asked for.
+        ids = _answer_ids(report)
+        _print_report(report, validator.labels(ids) if ids else None)
     return EXIT_OK if report.best is not None else EXIT_INVALID
 
 

@@ -8,7 +8,8 @@ sends nothing.  It asks whatever the executor is configured for: the HTTP endpoi
 embedded data file.
 
 **What it sends.**  One SELECT per 200 ids, with the ids in a ``VALUES`` block, asking for
-each id that is the subject of at least one triple and its English ``rdfs:label``.  Answers
+each id that is the subject of at least one triple and its English ``rdfs:label`` (else its
+English ``schema:name``).  Answers
 are kept in ``labels.sqlite3`` in the cache directory (labels 30 days, "does not exist"
 1 day), so a second run asks nothing.  An id the endpoint has no triple about is *unknown*.
 
@@ -85,10 +86,14 @@ def label_query(ids: Sequence[str], entity_base: str) -> str:
     values = " ".join(f"<{entity_base}{id_}>" for id_ in ids)
     return (
         f"PREFIX rdfs: <{_RDFS_LABEL}>\n"
-        "SELECT ?id (SAMPLE(?l) AS ?label) WHERE {\n"
+        "PREFIX schema: <http://schema.org/>\n"
+        "SELECT ?id (SAMPLE(COALESCE(?l, ?n)) AS ?label) WHERE {\n"
         f"  VALUES ?id {{ {values} }}\n"
         "  FILTER EXISTS { ?id ?p ?o }\n"
         '  OPTIONAL { ?id rdfs:label ?l . FILTER(LANG(?l) = "en") }\n'
+        # A dump or a local file may name things with schema:name only (the query service
+        # has both, with the same values).
+        '  OPTIONAL { ?id schema:name ?n . FILTER(LANG(?n) = "en") }\n'
         "} GROUP BY ?id")
 
 
