@@ -25,7 +25,7 @@ VALID = "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 }"
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
     return subprocess.run([sys.executable, "-m", "kgqa_validator.cli", *args],
-                          capture_output=True, text=True, env=env, timeout=1200)
+                          capture_output=True, text=True, env=env, timeout=2400)
 
 
 def test_a_request_larger_than_the_cache_gets_every_vector() -> None:
