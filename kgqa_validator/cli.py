@@ -425,7 +425,7 @@ _ENTITY = re.compile(r"^http://www\.wikidata\.org/entity/([QPL][1-9][0-9]*)$")
 
 def _answer_ids(report: Report) -> list[str]:
     """Wikidata ids among the answer values that the text report shows."""
-    ids = []
+    ids: list[str] = []
     for verdict in report.verdicts:
         for row in verdict.execution.rows[:3] if verdict.execution is not None else ():
             ids.extend(m.group(1) for v in row.values() if (m := _ENTITY.match(v)))
