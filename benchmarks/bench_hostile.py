@@ -1,9 +1,11 @@
 """Time to a verdict on hostile input (the issue's target: a diagnostic within 2 s each).
 
 Reuses the cases of ``tests/test_hostile.py`` (the tests assert the diagnostics; this measures
-the time).  Warm: the parser workers are started first.  Median and maximum of ``--repeat``
-runs per case, written to ``benchmarks/results/hostile_latency.json`` with the machine's load
-average (the parser's time limit counts CPU time, so a busy machine stretches wall times).
+the time), plus a 10,000-candidate request and endpoints that drip their answer one byte
+per 0.5 s (target: ``--timeout`` + 1 s).  Warm: the parser workers are started first.
+Median and maximum of ``--repeat`` runs per case, written to
+``benchmarks/results/hostile_latency.json`` with the machine's load average
+(the parser's time limit counts CPU time, so a busy machine stretches wall times).
 
 Each case is a name and a function that produces a verdict once; to add a kind of case (many
 candidates, a slow endpoint), append to ``CASES`` in :func:`cases`:
@@ -45,6 +47,106 @@ def check_case(validator: Any, name: str, query: str) -> Case:
     return Case(name, run)
 
 
+# -- batch and endpoint cases (issue 8): a request too large, an endpoint that drips ------------
+
+DRIP_TIMEOUT_S = 3.0
+
+
+def _drip_server(head: bytes, body: bytes, every_s: float, drip_head: bool) -> tuple[str, object]:
+    """A server on 127.0.0.1 that sends ``head`` (dripped when ``drip_head``) then ``body``
+    one byte every ``every_s`` seconds; returns its URL and a stop event."""
+    import socket
+    import threading
+
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            try:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    request += data
+                data = head + body if drip_head else body
+                if not drip_head:
+                    conn.sendall(head)
+                for i in range(len(data)):
+                    if stop.is_set():
+                        return
+                    conn.sendall(data[i:i + 1])
+                    time.sleep(every_s)
+            except OSError:
+                return
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/sparql", stop
+
+
+def batch_and_endpoint_cases() -> list[Case]:
+    """A ``rerank --jsonl`` line with 10,000 candidates (target 2 s to its ``invalid_input``
+    line), and endpoints that drip their answer, body or headers one byte per 0.5 s with
+    ``--timeout 3`` (target: the timeout + 1 s)."""
+    import contextlib
+    import io
+    import tempfile
+
+    from kgqa_validator.cli import main as cli_main
+    from kgqa_validator.config import Settings
+    from kgqa_validator.execution.client import EndpointRegistry, HttpExecutor
+    from kgqa_validator.parsing.parse import parse_query
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
+    source = tmp / "in.jsonl"
+    source.write_text(json.dumps({"question": "Who?", "candidates": [
+        f"SELECT ?x WHERE {{ wd:Q{i + 1} wdt:P31 ?x }}" for i in range(10_000)]}) + "\n")
+
+    def many_candidates() -> dict[str, Any]:
+        out = tmp / "out.jsonl"
+        with contextlib.redirect_stderr(io.StringIO()):
+            cli_main(["rerank", "--no-plugins", "--jsonl", str(source), "-o", str(out)])
+        return {"codes": [json.loads(out.read_text())["diagnostics"][0]["code"]]}
+
+    found = [Case("10000_candidates_one_request", many_candidates)]
+    query = "SELECT ?x WHERE { wd:Q42 wdt:P31 ?x }"
+    body = b'{"head":{"vars":["x"]},"results":{"bindings":[]}}' * 4
+
+    def drip_case(name: str, status: str, drip_head: bool) -> Case:
+        head = (f"HTTP/1.1 {status}\r\nContent-Type: application/sparql-results+json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+
+        def run() -> dict[str, Any]:
+            url, stop = _drip_server(head, body, 0.5, drip_head)
+            try:
+                executor = HttpExecutor(url, timeout_s=DRIP_TIMEOUT_S, cache_ttl_s=0,
+                                        registry=EndpointRegistry())
+                execution = executor.execute(query, parse_query(query, Settings().prefixes),
+                                             Settings())
+            finally:
+                stop.set()  # type: ignore[attr-defined]
+            return {"timeout_s": DRIP_TIMEOUT_S, "status": str(execution.status)}
+        return Case(name, run, target_s=DRIP_TIMEOUT_S + 1.0)
+
+    found += [drip_case("drip_200_body", "200 OK", False),
+              drip_case("drip_500_body", "500 Internal Server Error", False),
+              drip_case("drip_headers", "200 OK", True)]
+    return found
+
+
 def cases() -> list[Case]:
     from test_hostile import BLOCK, CASES, VALID_CASES
 
@@ -54,7 +156,7 @@ def cases() -> list[Case]:
     validator.check(["SELECT * WHERE { ?s ?p ?o }"])  # start the workers
     found = [check_case(validator, name, query) for name, (query, _) in CASES.items()]
     found += [check_case(validator, name, query) for name, query in VALID_CASES.items()]
-    return found
+    return found + batch_and_endpoint_cases()
 
 
 def main() -> int:

@@ -29,7 +29,7 @@ from kgqa_validator.report_json import report_to_json
 from kgqa_validator.types import Diagnostic, Mode, Report, Severity
 
 EXIT_OK, EXIT_INVALID, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
-CHUNK = 256  # check --jsonl: lines parsed in parallel, then written and flushed together
+CHUNK = 256  # check --jsonl: lines parsed in parallel, then written (each flushed as written)
 # One --jsonl record at most (a 10 MB query still fits, and is then diagnosed as too large);
 # past this a line is reported and skipped, and past four times as many more characters
 # without a line end the input is not JSON Lines at all (/dev/zero, a binary file): the run stops.
@@ -127,6 +127,9 @@ def _add_scoring(parser: argparse.ArgumentParser) -> None:
                              "bf16, else fp32; int8 is faster but less accurate; see the README)")
     parser.add_argument("--threshold", type=float,
                         help="rejection threshold (default: the model's calibrated one)")
+    parser.add_argument("--max-candidates", type=int, default=1000, metavar="N",
+                        help="most candidates for one question (default 1000); a --jsonl line "
+                             "with more is answered with invalid_input")
     parser.add_argument("--execute", action="store_true",
                         help="run the best candidates (also fetches labels from the endpoint)")
     parser.add_argument("--endpoint-labels", action="store_true",
@@ -172,6 +175,8 @@ def _endpoint_settings(args: argparse.Namespace, settings: Settings) -> Settings
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     _positive(args.timeout_parse, "--timeout-parse")
+    if getattr(args, "max_candidates", 1) < 1:
+        raise UsageError("--max-candidates must be at least 1")
     if getattr(args, "threshold", None) is not None and not math.isfinite(args.threshold):
         raise UsageError(f"--threshold must be a finite number, not {args.threshold}")
     settings = Settings.for_mode(args.mode, _prefixes(args.prefix))
@@ -187,6 +192,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
             endpoint_labels=args.endpoint_labels,
             check_unknown_ids=args.check_ids,
             consensus=not args.no_consensus,
+            max_candidates=args.max_candidates,
         )
         if args.consensus_weight is not None:
             if not 0.0 <= args.consensus_weight <= 1.0:
@@ -216,15 +222,9 @@ def _validator(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 def _open_input(path: str) -> IO[str]:
-    # utf-8-sig: a byte order mark is not part of the first line.  surrogateescape: an
-    # undecodable byte becomes a character the parser reports (invalid_character), it does
-    # not stop the run.
-    if path == "-":
-        return sys.stdin
-    try:
-        return open(path, encoding="utf-8-sig", errors="surrogateescape")
-    except OSError as exc:
-        raise DataFormatError(f"cannot read {path}: {exc.strerror}") from exc
+    from kgqa_validator.batch_io import open_input
+
+    return open_input(path)
 
 
 def _check_paths(args: argparse.Namespace) -> None:
@@ -244,19 +244,9 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def _open_output(path: str | None, resume: bool) -> tuple[IO[str], int]:
     """Output stream and how many finished lines it already holds (``--resume``)."""
-    if path is None or path == "-":
-        return sys.stdout, 0
-    done = 0
-    if resume and os.path.exists(path):
-        with open(path, encoding="utf-8", errors="replace") as existing:
-            content = existing.read()
-        lines = content.split("\n")
-        complete = lines[:-1]  # a last line without newline was cut off by the interruption
-        done = len(complete)
-        with open(path, "w", encoding="utf-8") as rewrite:
-            rewrite.write("".join(line + "\n" for line in complete))
-        return open(path, "a", encoding="utf-8"), done
-    return open(path, "w", encoding="utf-8"), 0
+    from kgqa_validator.batch_io import open_output
+
+    return open_output(path, resume)
 
 
 def _finished_lines_valid(path: str) -> bool:
@@ -362,7 +352,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError("check: give a QUERY, '-' for standard input, or --jsonl FILE")
     if args.output is not None or args.resume:
         raise UsageError("check: --output and --resume go with --jsonl FILE")
-    text = sys.stdin.read() if args.query == "-" else args.query
+    if args.query == "-":
+        from kgqa_validator.batch_io import read_bounded
+
+        text = read_bounded(sys.stdin, MAX_LINE_CHARS)
+    else:
+        text = args.query
     settings = _settings(args)
     validator = _validator(args, settings)
     (assessment,) = validator.check([text], question=args.question or "")
@@ -406,7 +401,7 @@ def _check_jsonl(args: argparse.Namespace) -> int:
                           "diagnostics": [d.to_dict() for d in assessment.diagnostics]}
             all_valid = all_valid and bool(result["valid"])
             out.write(_dump(result) + "\n")
-        out.flush()
+            out.flush()  # per line: a kill never loses a line that was already computed
         pending.clear()
 
     try:
@@ -425,7 +420,20 @@ def _check_jsonl(args: argparse.Namespace) -> int:
     return EXIT_OK if all_valid else EXIT_INVALID
 
 
-def _print_report(report: Report) -> None:
+_ENTITY = re.compile(r"^http://www\.wikidata\.org/entity/([QPL][1-9][0-9]*)$")
+
+
+def _answer_ids(report: Report) -> list[str]:
+    """Wikidata ids among the answer values that the text report shows."""
+    ids: list[str] = []
+    for verdict in report.verdicts:
+        for row in verdict.execution.rows[:3] if verdict.execution is not None else ():
+            ids.extend(m.group(1) for v in row.values() if (m := _ENTITY.match(v)))
+    return list(dict.fromkeys(ids))
+
+
+def _print_report(report: Report, labels: dict[str, str] | None = None) -> None:
+    labels = labels or {}
     for diagnostic in report.question_diagnostics:
         print(f"question: {diagnostic.severity.value} [{diagnostic.code}] {diagnostic.message}")
     for note in report.notes:
@@ -446,22 +454,37 @@ def _print_report(report: Report) -> None:
         if verdict.execution is not None:
             ex = verdict.execution
             amount = ex.boolean if ex.boolean is not None else ex.row_count
-            print(f"{'':>8}executed: {ex.status} ({amount}) in {ex.elapsed_s:.2f}s")
+            if ex.status == "refused":  # never sent: its diagnostic above says why
+                print(f"{'':>8}not executed (refused before any request)")
+                continue
+            shown = "" if amount is None else f" ({amount})"
+            print(f"{'':>8}executed: {ex.status}{shown} in {ex.elapsed_s:.2f}s")
             for row in ex.rows[:3]:
-                print(f"{'':>10}" + "  ".join(f"{k}={_compact(v)}" for k, v in row.items()))
+                print(f"{'':>10}" + "  ".join(f"{k}={_compact(v, labels)}"
+                                              for k, v in row.items()))
             if ex.row_count is not None and ex.row_count > 3:
                 print(f"{'':>10}... {ex.row_count - 3} more")
 
 
-def _compact(value: str) -> str:
-    """``wd:Q42`` for ``http://www.wikidata.org/entity/Q42`` (the longest matching prefix)."""
+def _compact(value: str, labels: dict[str, str] | None = None) -> str:
+    """``wd:Q42`` for ``http://www.wikidata.org/entity/Q42`` (the longest matching prefix),
+    followed by its label when one is known: ``wd:Q42 (Douglas Adams)``."""
     from kgqa_validator.prefixes import WIKIDATA_PREFIXES
+
+    match = _ENTITY.match(value)
+    if match and labels and match.group(1) in labels:
+        return f"{_compact(value)} ({_printable(short_label(labels[match.group(1)]))})"
 
     best = max((p for p in WIKIDATA_PREFIXES.items() if value.startswith(p[1])),
                key=lambda p: len(p[1]), default=None)
     if best is None:
         return value if len(value) <= 60 else value[:59] + "…"
     return f"{best[0]}:{value[len(best[1]):]}"
+
+
+def short_label(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _read_candidates(path: Path) -> list[str]:
@@ -504,11 +527,17 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         candidates.extend(_read_candidates(args.candidates_file))
     if not candidates:
         raise UsageError("rerank: no candidates (give them as arguments or --candidates FILE)")
+    if len(candidates) > settings.max_candidates:
+        raise UsageError(f"rerank: {len(candidates):,} candidates for one question; at most "
+                         f"{settings.max_candidates:,} (--max-candidates)")
     report = validator.validate(args.question, candidates)
     if args.json:
         print(_dump(report_to_json(report)))
     else:
-        _print_report(report)
+        # Answers read better with names: from the label files, and from the endpoint or the
+        # data file when execution (which turns endpoint labels on) was asked for.
+        ids = _answer_ids(report)
+        _print_report(report, validator.labels(ids) if ids else None)
     return EXIT_OK if report.best is not None else EXIT_INVALID
 
 
@@ -528,6 +557,13 @@ def _rerank_jsonl(args: argparse.Namespace, validator: Any) -> int:
                 bad = _input_error(number, f"line {number}: expected 'question' (string) and "
                                            "'candidates' (list of strings)")
                 # Every output line has a ranking, empty for a line that could not be read.
+                result = {**row, "ranking": [], "valid": False, "diagnostics": bad["diagnostics"]}
+                any_accepted = False
+            elif len(row["candidates"]) > validator.settings.max_candidates:
+                limit = validator.settings.max_candidates
+                bad = _input_error(number, f"line {number}: {len(row['candidates']):,} "
+                                           f"candidates; at most {limit:,} per question "
+                                           "(--max-candidates)")
                 result = {**row, "ranking": [], "valid": False, "diagnostics": bad["diagnostics"]}
                 any_accepted = False
             else:
@@ -569,18 +605,21 @@ def cmd_labels(args: argparse.Namespace) -> int:
     validator = _validator(args, settings)
     labels = validator.labels(ids)
     unknown: frozenset[str] = frozenset()
+    unchecked: frozenset[str] = frozenset()
     source = None
     if use_endpoint and active(settings):
         from kgqa_validator.execution import executor_for
 
-        unknown = lookup(ids, settings).unknown  # answered from the cache just filled
+        found = lookup(ids, settings)  # answered from the cache just filled
+        unknown, unchecked = found.unknown, found.unchecked
         source = executor_for(settings).name
     if args.json:
         print(_dump({
             "endpoint": source,
             "files": [str(p) for p in args.labels],
             "ids": [{"id": i, "label": labels.get(i),
-                     "known": None if source is None else i not in unknown} for i in ids],
+                     "known": None if source is None or i in unchecked else i not in unknown}
+                    for i in ids],
         }))
     else:
         for id_ in ids:
@@ -588,6 +627,8 @@ def cmd_labels(args: argparse.Namespace) -> int:
                 print(f"{id_}\t{labels[id_]}")
             elif id_ in unknown:
                 print(f"{id_}\t-\tunknown to {source} (likely a hallucinated id)")
+            elif id_ in unchecked:
+                print(f"{id_}\t-\tnot checked ({source} gave no usable answer)")
             else:
                 print(f"{id_}\t-\tno English label")
     return EXIT_OK if all(i in labels for i in ids) else EXIT_INVALID

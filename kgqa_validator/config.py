@@ -65,6 +65,9 @@ class Settings:
     endpoint_labels: bool = False
     consensus: bool = True
     consensus_weight: float = 0.5
+    # Candidates one rerank request may hold: each is parsed and embedded, so an unbounded
+    # list is unbounded work and memory; the CLI answers a longer one with invalid_input.
+    max_candidates: int = 1000
 
     def __post_init__(self) -> None:
         check_precision(self.precision)  # fail where the setting is made, not at the first score

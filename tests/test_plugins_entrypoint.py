@@ -1,8 +1,10 @@
 """Entry-point plugins, with the first-party distribution under plugins/ installed for real.
 
-``kgqa-validator-wikidata-style`` is its own distribution: this module installs it into the
-running environment when it is missing (as a user would, with pip) and then loads it through
-the ``kgqa_validator`` entry-point group, exactly as any third-party plugin.  Broken plugins
+``kgqa-validator-wikidata-style`` is its own distribution: when it is not installed, this
+module installs it with pip into a throwaway target folder (never into the running
+environment, which the tests must leave as they found it), puts that folder on ``sys.path``
+and on the CLI's ``PYTHONPATH``, and then loads it through the ``kgqa_validator`` entry-point
+group, exactly as any third-party plugin.  Broken plugins
 are real distributions too: a ``*.dist-info`` folder on ``sys.path`` whose entry point names a
 module that is missing or raises (importlib.metadata reads them like any installed package).
 """
@@ -16,6 +18,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -33,19 +36,35 @@ ENV_NAMES = ("KGQA_VALIDATOR_DISABLE_PLUGIN_AUTOLOAD", "KGQA_VALIDATOR_BLOCK_PLU
 NO_MODEL = ["scoring", "execute", "endpoint_labels"]
 
 
+_TARGET: list[Path] = []  # the throwaway install folder, when this module made one
+
+
 @pytest.fixture(scope="module", autouse=True)
-def installed() -> metadata.Distribution:
-    """The plugin's distribution, installed with pip if it is not already."""
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[metadata.Distribution]:
+    """The plugin's distribution: the installed one, else one pip installs into a temporary
+    target folder that is on ``sys.path`` for this module only."""
     try:
-        return metadata.distribution(DIST)
+        yield metadata.distribution(DIST)
+        return
     except metadata.PackageNotFoundError:
         pass
+    target = tmp_path_factory.mktemp("plugin-target")
     done = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         str(PLUGIN_DIR)], capture_output=True, text=True, timeout=300)
+         "--no-index", "--target", str(target), str(PLUGIN_DIR)],
+        capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    sys.path.insert(0, str(target))
+    _TARGET.append(target)
     importlib.invalidate_caches()
-    return metadata.distribution(DIST)
+    try:
+        yield metadata.distribution(DIST)
+    finally:
+        _TARGET.clear()
+        sys.path.remove(str(target))
+        for module in [m for m in sys.modules if m.split(".")[0] == "kgqa_wikidata_style"]:
+            del sys.modules[module]
+        importlib.invalidate_caches()
 
 
 @pytest.fixture(autouse=True)
@@ -58,9 +77,10 @@ def cli(*args: str, env: dict[str, str] | None = None,
         pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
     environment.update(env or {})
-    if pythonpath is not None:
+    extra = [str(p) for p in (pythonpath, *_TARGET) if p is not None]
+    if extra:
         environment["PYTHONPATH"] = os.pathsep.join(
-            [str(pythonpath), *filter(None, [environment.get("PYTHONPATH")])])
+            [*extra, *filter(None, [environment.get("PYTHONPATH")])])
     return subprocess.run([sys.executable, "-m", "kgqa_validator.cli", *args],
                           capture_output=True, text=True, env=environment, timeout=120)
 

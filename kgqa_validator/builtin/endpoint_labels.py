@@ -8,7 +8,8 @@ sends nothing.  It asks whatever the executor is configured for: the HTTP endpoi
 embedded data file.
 
 **What it sends.**  One SELECT per 200 ids, with the ids in a ``VALUES`` block, asking for
-each id that is the subject of at least one triple and its English ``rdfs:label``.  Answers
+each id that is the subject of at least one triple and its English ``rdfs:label`` (else its
+English ``schema:name``).  Answers
 are kept in ``labels.sqlite3`` in the cache directory (labels 30 days, "does not exist"
 1 day), so a second run asks nothing.  An id the endpoint has no triple about is *unknown*.
 
@@ -18,7 +19,14 @@ severity **error**: a query naming an entity the graph does not have cannot answ
 about it, and a generator that invents ids is the failure this check exists for.  (A
 redirect, i.e. a merged item, is known: it has its ``owl:sameAs`` triple.)  When the lookup
 itself fails (timeout, unreadable answer) the ids are not judged and an ``id_check_skipped``
-note (info) says so.  An endpoint that cannot be used at all raises, as everywhere.
+note (info) says so.
+
+**No network.**  When the endpoint cannot be reached at all (no route, refused, throttled
+past the retries, blocked by a 403: an :class:`~kgqa_validator.errors.EndpointError`), labels
+and id checks degrade instead of stopping the run: the ids are unchecked (``id_check_skipped``
+notes, no labels from the endpoint), one warning on stderr says why, and no further lookup
+is tried on that endpoint by this process.  A setting that cannot work anywhere (no
+``--contact`` for Wikidata: :class:`~kgqa_validator.errors.ConfigurationError`) still raises.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from dataclasses import dataclass
 
 from kgqa_validator.config import Settings
 from kgqa_validator.diagnostics import DiagnosticBuilder
+from kgqa_validator.errors import EndpointError
 from kgqa_validator.execution import endpoint_key, executor_for
 from kgqa_validator.execution.cache import LabelCache, cache_dir_for
 from kgqa_validator.hookspecs import hookimpl
@@ -42,6 +51,14 @@ log = logging.getLogger(__name__)
 PRODUCER = "endpoint_labels"
 BATCH = 200
 _RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#"
+# Endpoints found unreachable by this process, with why: asked no more (each attempt costs
+# the full retry sequence), reported once.
+_UNREACHABLE: dict[str, str] = {}
+
+
+def unreachable(settings: Settings) -> str | None:
+    """Why the label endpoint of ``settings`` was given up on by this process, or None."""
+    return _UNREACHABLE.get(endpoint_key(settings))
 
 
 @dataclass(frozen=True)
@@ -68,10 +85,14 @@ def label_query(ids: Sequence[str], entity_base: str) -> str:
     values = " ".join(f"<{entity_base}{id_}>" for id_ in ids)
     return (
         f"PREFIX rdfs: <{_RDFS_LABEL}>\n"
-        "SELECT ?id (SAMPLE(?l) AS ?label) WHERE {\n"
+        "PREFIX schema: <http://schema.org/>\n"
+        "SELECT ?id (SAMPLE(COALESCE(?l, ?n)) AS ?label) WHERE {\n"
         f"  VALUES ?id {{ {values} }}\n"
         "  FILTER EXISTS { ?id ?p ?o }\n"
         '  OPTIONAL { ?id rdfs:label ?l . FILTER(LANG(?l) = "en") }\n'
+        # A dump or a local file may name things with schema:name only (the query service
+        # has both, with the same values).
+        '  OPTIONAL { ?id schema:name ?n . FILTER(LANG(?n) = "en") }\n'
         "} GROUP BY ?id")
 
 
@@ -87,13 +108,24 @@ def lookup(ids: Iterable[str], settings: Settings) -> LabelLookup:
     known = cache.get_many(source, wanted)
     missing = [i for i in wanted if i not in known]
     unchecked: set[str] = set()
+    if missing and source in _UNREACHABLE:
+        unchecked.update(missing)
+        missing = []
     if missing:
         executor = executor_for(settings)
         base = _entity_base(settings)
         fresh: dict[str, tuple[bool, str | None]] = {}
         for start in range(0, len(missing), BATCH):
             batch = missing[start:start + BATCH]
-            execution = executor.run(label_query(batch, base), Form.SELECT, max_rows=len(batch))
+            try:
+                execution = executor.run(label_query(batch, base), Form.SELECT,
+                                         max_rows=len(batch))
+            except EndpointError as exc:
+                _UNREACHABLE[source] = str(exc)
+                log.warning("cannot reach %s for labels and id checks (%s): going on without "
+                            "them (id_check_skipped notes)", source, exc)
+                unchecked.update(missing[start:])
+                break
             if execution.status not in ("ok", "empty"):
                 log.warning("label lookup on %s failed (%s): %d ids not checked", source,
                             execution.status, len(batch))
@@ -145,7 +177,8 @@ def kgqa_check(
                     f"{id_} does not exist on {where}: probably a hallucinated id", offset,
                     len(id_))
     if found.unchecked:
+        why = ("the endpoint could not be reached" if unreachable(settings)
+               else "the lookup did not get a usable answer")
         out.add("id_check_skipped", Severity.INFO,
-                f"could not check {', '.join(sorted(found.unchecked)[:5])} on {where} "
-                "(the lookup did not get a usable answer)")
+                f"could not check {', '.join(sorted(found.unchecked)[:5])} on {where} ({why})")
     return out.items

@@ -40,19 +40,15 @@ waiting.
 
 from __future__ import annotations
 
-import ast
 import email.utils
-import http.client
 import logging
 import random
 import threading
 import time
-import urllib.error
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kgqa_validator.errors import ConfigurationError, EndpointBlocked, EndpointError
 from kgqa_validator.execution.base import Executor
@@ -69,13 +65,22 @@ from kgqa_validator.execution.results import (
     make_execution,
     short,
 )
+from kgqa_validator.execution.transport import (
+    MAX_RESPONSE_BYTES,
+    ConnectFailure,
+    HttpAnswer,
+    HttpRequest,
+    ReadTimeout,
+    Transport,
+    sparqlwrapper_transport,
+)
 from kgqa_validator.types import Execution, Form
 
 log = logging.getLogger(__name__)
 
-GET_LIMIT = 1500
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-_CHUNK = 64 * 1024
+__all__ = ["ConnectFailure", "EndpointRegistry", "HttpAnswer", "HttpExecutor", "HttpRequest",
+           "ReadTimeout", "RetryPolicy", "Transport", "sparqlwrapper_transport"]
+
 _TIMEOUT_MARKERS = (b"TimeoutException", b"QueryTimeout")
 
 
@@ -110,148 +115,6 @@ def check_endpoint_url(endpoint: str) -> None:
         raise ConfigurationError(f"endpoint {endpoint!r} is not an http(s) URL")
 
 
-# -- one request --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    endpoint: str
-    query: str
-    form: Form
-    user_agent: str
-    timeout_s: float
-    max_bytes: int = MAX_RESPONSE_BYTES
-
-    @property
-    def post(self) -> bool:
-        return len(urllib.parse.quote(self.query, safe="")) > GET_LIMIT
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    """One HTTP answer; ``complete`` is false when the body was cut (connection lost, too big)."""
-
-    status: int
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
-    complete: bool = True
-    too_large: bool = False
-
-    @property
-    def media_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-class ConnectFailure(Exception):
-    """No answer at all (refused, reset, unreachable): worth another attempt."""
-
-
-class ReadTimeout(Exception):
-    """The endpoint did not answer within the time limit: a verdict on the query."""
-
-
-Transport = Callable[[HttpRequest], HttpAnswer]
-
-_SPARQLWRAPPER_STATUS = {"QueryBadFormed": 400, "Unauthorized": 401, "EndPointNotFound": 404,
-                         "URITooLong": 414, "EndPointInternalError": 500}
-
-
-def _headers(message: Any) -> dict[str, str]:
-    return {k.lower(): v for k, v in (message.items() if message is not None else [])}
-
-
-def _content_length(stream: Any) -> int | None:
-    headers = getattr(stream, "headers", None)
-    value = headers.get("Content-Length") if headers is not None else None
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _read(stream: Any, request: HttpRequest, deadline: float) -> tuple[bytes, bool, bool]:
-    """Body, complete?, too large?  Raises ReadTimeout when the deadline passes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        if time.monotonic() > deadline:
-            # A server that trickles bytes would otherwise extend the socket timeout forever.
-            raise ReadTimeout(f"the answer took longer than {request.timeout_s:g} s")
-        try:
-            chunk = stream.read(_CHUNK)
-        except TimeoutError as exc:
-            raise ReadTimeout(f"the answer stalled for {request.timeout_s:g} s") from exc
-        except http.client.IncompleteRead as exc:
-            chunks.append(exc.partial)
-            return b"".join(chunks), False, False
-        except (ConnectionError, http.client.HTTPException, OSError):
-            return b"".join(chunks), False, False
-        if not chunk:
-            # read(n) returns b"" at an early end of stream without raising IncompleteRead,
-            # so a connection closed mid-answer is only visible against Content-Length.
-            declared = _content_length(stream)
-            return b"".join(chunks), declared is None or declared == size, False
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > request.max_bytes:
-            return b"".join(chunks)[: request.max_bytes], False, True
-
-
-def _body_from_sparqlwrapper(exc: Exception) -> bytes:
-    # SPARQLWrapper keeps the body only inside its message, as the repr of the bytes.
-    _, sep, tail = str(exc).partition("\n\nResponse:\n")
-    if not sep:
-        return b""
-    try:
-        value = ast.literal_eval(tail)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return tail.encode("utf-8", errors="replace")
-    return value if isinstance(value, bytes) else str(value).encode("utf-8")
-
-
-def sparqlwrapper_transport(request: HttpRequest) -> HttpAnswer:
-    """Send one request with SPARQLWrapper and return what came back, whatever the status."""
-    from SPARQLWrapper import GET, JSON, POST, TURTLE, SPARQLWrapper
-    from SPARQLWrapper.SPARQLExceptions import SPARQLWrapperException
-
-    wrapper = SPARQLWrapper(request.endpoint, agent=request.user_agent)
-    rdf = request.form in (Form.CONSTRUCT, Form.DESCRIBE)
-    wrapper.setReturnFormat(TURTLE if rdf else JSON)
-    wrapper.setOnlyConneg(True)  # the Accept header only: no format=/output= parameters
-    wrapper.setMethod(POST if request.post else GET)
-    # Not setQuery(): its query-type regex is cubic on crafted input, and the form is known.
-    wrapper.queryString = request.query
-    wrapper.queryType = request.form.value.upper()
-    # setTimeout() truncates to whole seconds; the attribute takes a float.
-    wrapper.timeout = request.timeout_s  # type: ignore[assignment]
-    deadline = time.monotonic() + request.timeout_s
-    try:
-        result = wrapper.query()
-    except SPARQLWrapperException as exc:
-        cause = exc.__context__
-        if isinstance(cause, urllib.error.HTTPError):
-            return HttpAnswer(cause.code, _headers(cause.headers), _body_from_sparqlwrapper(exc))
-        status = _SPARQLWRAPPER_STATUS.get(type(exc).__name__, 500)
-        return HttpAnswer(status, {}, _body_from_sparqlwrapper(exc))
-    except urllib.error.HTTPError as exc:  # 403, 429, 502, 503, 504 ... arrive raw
-        try:
-            body, complete, _ = _read(exc, request, deadline)
-        except ReadTimeout:
-            body, complete = b"", False
-        return HttpAnswer(exc.code, _headers(exc.headers), body, complete)
-    except urllib.error.URLError as exc:
-        # Raised while connecting or sending (a connect timeout included): nothing was
-        # answered, so another attempt is reasonable.
-        raise ConnectFailure(f"cannot connect ({exc.reason})") from exc
-    except TimeoutError as exc:
-        raise ReadTimeout(f"no answer within {request.timeout_s:g} s") from exc
-    except (ConnectionError, http.client.HTTPException, OSError) as exc:
-        raise ConnectFailure(f"connection lost before an answer ({type(exc).__name__})") from exc
-    response = result.response
-    body, complete, too_large = _read(response, request, deadline)
-    return HttpAnswer(response.status, _headers(response.headers), body, complete, too_large)
-
-
 # -- the policy -------------------------------------------------------------------------------
 
 
@@ -277,7 +140,7 @@ def retry_after(headers: Mapping[str, str], wall: float) -> float | None:
     value = headers.get("retry-after", "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" and other non-ASCII digits are no number here
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -436,7 +299,8 @@ class HttpExecutor(Executor):
                     "(--contact) or that ignored its Retry-After: check both and wait before "
                     "trying again")
                 self.registry.block(self.host, reason)
-                log.warning("%s", reason)
+                # Not a warning too: the caller reports EndpointBlocked, once.
+                log.info("%s", reason)
                 raise EndpointBlocked(reason)
             if status in (502, 503, 504):
                 failures += 1
@@ -456,6 +320,13 @@ class HttpExecutor(Executor):
 
     def _verdict(self, answer: HttpAnswer, form: Form, max_rows: int, elapsed: float) -> Execution:
         status, body = answer.status, answer.body
+        if 300 <= status < 400 and "location" in answer.headers:
+            # Only a redirect to another host comes back: the transport follows the others.
+            where = short(answer.headers["location"], 200)
+            return make_execution("error", self.endpoint, elapsed_s=elapsed,
+                                  message=f"the endpoint redirected the query ({status}) to "
+                                          f"another host, {where!r}; not followed (give that "
+                                          "URL as the endpoint if it is the one meant)")
         if 200 <= status < 300:
             return self._read_results(answer, form, max_rows, elapsed)
         if status == 500 and any(marker in body for marker in _TIMEOUT_MARKERS):

@@ -7,12 +7,16 @@ Statuses and the diagnostic each one carries (producer ``execute``)::
     timeout           the query ran out of time   -> endpoint_timeout   (warning)
     rejected          the endpoint refused it     -> endpoint_rejected  (error, its message)
     invalid_response  the answer is unusable      -> invalid_response   (warning)
-    refused           never sent (refusal rules)  -> execution_refused  (error)
+    refused           never sent (refusal rules)  -> execution_refused  (warning)
     error             the endpoint failed on it   -> endpoint_error     (warning)
 
 A truncated or non-JSON 200, or an HTML page, is ``invalid_response`` and never "0 results":
 an unreadable answer says nothing about the query.  ``cached_result`` (info) marks an answer
 served from the local cache.
+
+``execution_refused`` is a warning, not an error: the refusal rules are about what this
+process may send, not about the query, which stays valid (its verdict is still *rejected*:
+an answer that cannot be checked is not accepted).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ _CODES: dict[str, tuple[str, Severity]] = {
     "timeout": ("endpoint_timeout", Severity.WARNING),
     "rejected": ("endpoint_rejected", Severity.ERROR),
     "invalid_response": ("invalid_response", Severity.WARNING),
-    "refused": ("execution_refused", Severity.ERROR),
+    "refused": ("execution_refused", Severity.WARNING),
     "error": ("endpoint_error", Severity.WARNING),
 }
 CACHEABLE = frozenset({"ok", "empty", "rejected", "timeout"})

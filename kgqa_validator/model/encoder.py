@@ -75,23 +75,42 @@ class Encoder:
         return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length embeddings, one row per text (cached texts are not re-encoded)."""
+        """Unit-length embeddings, one row per text (cached texts are not re-encoded).
+
+        The request's own vectors are held in a local table until the answer is built, so the
+        cache size bounds only what is kept *between* requests: a request larger than the
+        cache (or one whose new texts evict its cached ones) still gets every row.
+        """
         import numpy as np
 
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            wanted = dict.fromkeys(texts)
+            held: dict[str, Any] = {}
+            for text in wanted:
+                vector = self._cache.get(text)
+                if vector is not None:
+                    held[text] = vector
+                    self._cache.move_to_end(text)
+            missing = [t for t in wanted if t not in held]
             if missing:
                 model = self._load()
                 with computing(self.precision):
                     vectors = model.encode(missing, batch_size=32, convert_to_numpy=True,
                                            normalize_embeddings=True, show_progress_bar=False)
                 for text, vector in zip(missing, vectors, strict=True):
-                    self._cache[text] = vector
-                    while len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
-            for text in texts:
-                self._cache.move_to_end(text)
-            return np.stack([self._cache[t] for t in texts])
+                    held[text] = vector
+                    self._remember(text, vector)
+            if not texts:
+                return np.zeros((0, 0), dtype=np.float32)
+            return np.stack([held[t] for t in texts])
+
+    def _remember(self, text: str, vector: Any) -> None:
+        if self._cache_size <= 0:
+            return
+        self._cache[text] = vector
+        self._cache.move_to_end(text)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     def similarity(self, question: str, texts: Sequence[str]) -> list[float]:
         """Cosine of the question with each text; the question is embedded once."""
