@@ -33,6 +33,12 @@ class Settings:
     many requests one endpoint may have open at once; ``cache_dir`` defaults to the user's
     cache directory.  ``endpoint_labels`` and ``check_unknown_ids`` turn on the endpoint label
     source (:mod:`kgqa_validator.builtin.endpoint_labels`).
+
+    ``property_table`` uses the property table shipped with the package (labels for every
+    property id, datatypes for the lints, ``unknown_id`` for a property that does not exist);
+    ``demote_mismatches`` ranks a candidate whose form or datatypes contradict the question
+    (``form_mismatch``, ``datatype_mismatch``) below every candidate without such a warning
+    (see :mod:`kgqa_validator.builtin.decide`).
     """
 
     mode: Mode = Mode.WIKIDATA
@@ -57,6 +63,8 @@ class Settings:
     max_in_flight: int = 1
     check_unknown_ids: bool = False
     endpoint_labels: bool = False
+    property_table: bool = True
+    demote_mismatches: bool = True
 
     def __post_init__(self) -> None:
         check_precision(self.precision)  # fail where the setting is made, not at the first score
