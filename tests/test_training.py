@@ -68,7 +68,7 @@ def test_evaluate_reports_every_set_and_writes_json_and_card(tiny_model: Path, t
 
 
 def test_seed_recipe_is_the_reference_recipe() -> None:
-    from kgqa_validator.model.train import RECIPES
+    from kgqa_validator.model.recipes import RECIPES
 
     seed = RECIPES["seed"]
     assert (seed.loss, seed.batch_size, seed.learning_rate, seed.epochs, seed.seed,

@@ -56,8 +56,8 @@ RECIPES: dict[str, Recipe] = {
         hard_negatives=True, verbalised=True, twins="legacy", max_steps=300,
     ),
     "generator-stage": Recipe(
-        "generator-stage", "mnrl", 16, 2e-5, 1, max_seq_length=160, warmup_ratio=0.05,
-        hard_negatives=True, verbalised=True, generator_negatives=True, max_steps=2200,
+        "generator-stage", "mnrl", 16, 2e-5, 1, max_seq_length=128, warmup_ratio=0.05,
+        hard_negatives=True, verbalised=True, generator_negatives=True, max_steps=700,
     ),
 }
 
