@@ -678,7 +678,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         models, test=args.test, labelized=args.labelized, labels=labels, limit=args.limit,
         json_path=args.output_json, card_path=args.card, progress=not args.quiet,
         precisions=args.precision or ["fp32"], human=args.human, noa=args.noa,
-        property_table=not args.no_property_table, labels_files=args.labels)
+        property_table=not args.no_property_table, labels_files=args.labels, workers=args.workers)
     for name, sets in result["models"].items():
         print(name)
         for set_name, metrics in sets.items():
@@ -785,6 +785,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="human-written questions JSONL: adds the generator-like sets of its "
                                "development slice, decided by the whole validator")
     evaluate.add_argument("--noa", type=Path, help="LC-QuAD-NoA JSON: adds the twin sets")
+    evaluate.add_argument("--workers", type=int, default=1,
+                          help="evaluate models in this many processes at once (default 1)")
     evaluate.add_argument("--no-property-table", action="store_true",
                           help="read property ids without the shipped property table")
     evaluate.add_argument("--quiet", action="store_true")

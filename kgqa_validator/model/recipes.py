@@ -43,6 +43,7 @@ class Recipe:
     twins: str = "own"  # LC-QuAD-NoA pairing, see kgqa_validator.model.data.TWINS
     generator_negatives: bool = False
     max_steps: int | None = None
+    warmup_steps: int | None = None  # set: constant rate after that many warm-up steps
 
 
 RECIPES: dict[str, Recipe] = {
@@ -56,8 +57,8 @@ RECIPES: dict[str, Recipe] = {
         hard_negatives=True, verbalised=True, twins="legacy", max_steps=300,
     ),
     "generator-stage": Recipe(
-        "generator-stage", "mnrl", 16, 2e-5, 1, max_seq_length=128, warmup_ratio=0.05,
-        hard_negatives=True, verbalised=True, generator_negatives=True, max_steps=700,
+        "generator-stage", "mnrl", 16, 2e-5, 1, max_seq_length=128, warmup_steps=20,
+        hard_negatives=True, verbalised=True, generator_negatives=True, max_steps=50,
     ),
 }
 

@@ -188,11 +188,14 @@ def train(
     total = len(batches) if limit is None else min(len(batches), limit)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate)
-    warmup = int(total * recipe.warmup_ratio)
+    warmup = recipe.warmup_steps if recipe.warmup_steps is not None else int(total * recipe.warmup_ratio)
 
     def lr_lambda(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
+        if recipe.warmup_steps is not None:
+            # Constant after warm-up: a run stopped at step N is the run with max_steps=N.
+            return 1.0
         return max(0.0, (total - step) / max(1, total - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)

@@ -89,7 +89,7 @@ HUMAN_REPEATS = 3
 LCQUAD_ROWS = 9000
 LCQUAD_VERBALISED_ROWS = 3000
 LABELIZED_ROWS = 3000
-CALIBRATION_PER_SOURCE = 150
+CALIBRATION_PER_SOURCE = 100
 
 
 def build_generator_data(
@@ -121,7 +121,8 @@ def build_generator_data(
     data = TrainingData(negatives="generator variants + random")
     every_query = [e.sparql for group in sources.values() for e in group]
     for kind in sorted(sources):
-        held = sources[kind][:CALIBRATION_PER_SOURCE] if kind in ("human", "lcquad") else []
+        share = min(CALIBRATION_PER_SOURCE, max(1, len(sources[kind]) // 10))
+        held = sources[kind][:share] if kind in ("human", "lcquad") else []
         sources[kind] = sources[kind][len(held):]
         for e in held:
             data.calibration.append((e.questions[0], scoring_text(e.sparql, plabels), 1))
