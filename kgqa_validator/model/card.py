@@ -91,7 +91,7 @@ def model_card(result: Mapping[str, Any]) -> str:
         lines.append(f"- calibration: {meta.get('calibration')}")
         lines.append(f"- recipe: `{json.dumps(meta.get('recipe'))}`")
         lines.append(f"- training data: {meta.get('data')}, steps {meta.get('steps')} "
-                     f"(run here: {meta.get('steps_run_here', meta.get('steps'))}), from "
+                     f"(resumed from a checkpoint at step {meta.get('resumed_from_step', 0)}), from "
                      f"{meta.get('base', 'all-MiniLM-L6-v2')}, {meta.get('seconds')} s on "
                      f"{meta.get('device')}")
         lines.append("")

@@ -241,7 +241,7 @@ def train(
         **thresholds,
         "recipe": asdict(recipe),
         "steps": total,
-        "steps_run_here": total - start_step,
+        "resumed_from_step": start_step,
         "train_rows": len(data.rows) + len(data.verbalised),
         "data": [Path(p).name for p in data_paths],
         "base": str(base) if base else "all-MiniLM-L6-v2",
