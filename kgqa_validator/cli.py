@@ -595,9 +595,12 @@ def cmd_labels(args: argparse.Namespace) -> int:
         print(_dump({
             "endpoint": source,
             "files": [str(p) for p in args.labels],
-            "ids": [{"id": i, "label": labels.get(i), "datatype": datatype(i),
+            "ids": [{"id": i, "label": labels.get(i),
                      "known": None if source is None and (table is None or not i.startswith("P"))
-                     else i not in unknown} for i in ids],
+                     else i not in unknown,
+                     # Properties also say what they hold (from the shipped property table).
+                     **({"datatype": datatype(i)} if table is not None and i.startswith("P") else {})}
+                    for i in ids],
         }))
     else:
         for id_ in ids:
