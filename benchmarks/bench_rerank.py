@@ -63,7 +63,7 @@ def main() -> int:
     fp32.validate(*sets[0])
     # The naive loop gets its own plain model, so nothing the validator does to its encoder
     # (precision, caching) reaches the baseline.
-    from kgqa_validator.model.train import load_sentence_model
+    from kgqa_validator.model.loading import load_sentence_model
 
     model = load_sentence_model(fp32_encoder.model_dir, device="cpu")
     model.eval()

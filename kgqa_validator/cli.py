@@ -141,6 +141,10 @@ def _add_scoring(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--consensus-weight", type=float, metavar="W",
                         help="weight of the candidates' agreement against the encoder, 0-1 "
                              "(default 0.5; used with 3 or more valid candidates)")
+    parser.add_argument("--no-property-table", action="store_true",
+                        help="do not use the shipped property table (labels, datatypes, unknown ids)")
+    parser.add_argument("--no-demote", action="store_true",
+                        help="rank form/datatype mismatches by score like the rest")
     _add_endpoint(parser)
 
 
@@ -193,6 +197,8 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
             check_unknown_ids=args.check_ids,
             consensus=not args.no_consensus,
             max_candidates=args.max_candidates,
+            property_table=not args.no_property_table,
+            demote_mismatches=not args.no_demote,
         )
         if args.consensus_weight is not None:
             if not 0.0 <= args.consensus_weight <= 1.0:
@@ -598,8 +604,12 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
     ids = list(dict.fromkeys(_normalise_id(i) for i in args.ids))
     settings = _endpoint_settings(args, Settings.for_mode(args.mode, _prefixes(args.prefix)))
-    # The endpoint is asked unless only label files were given.
-    use_endpoint = bool(args.endpoint or args.data or not args.labels)
+    table = _validator(args, settings).property_table()
+    # The shipped property table answers property ids offline.
+    offline = table is not None and all(
+        i.startswith("P") and (i in table or table.missing(i)) for i in ids)
+    # The endpoint is asked unless only label files were given, or the table answers all.
+    use_endpoint = bool(args.endpoint or args.data or not (args.labels or offline))
     settings = replace(settings, labels_files=tuple(args.labels), endpoint_labels=use_endpoint)
     _check_endpoint(settings)
     validator = _validator(args, settings)
@@ -613,24 +623,36 @@ def cmd_labels(args: argparse.Namespace) -> int:
         found = lookup(ids, settings)  # answered from the cache just filled
         unknown, unchecked = found.unknown, found.unchecked
         source = executor_for(settings).name
+    if table is not None:
+        unknown = unknown | {i for i in ids if table.missing(i)}
+
+    def datatype(id_: str) -> str | None:
+        return table.datatype(id_) if table is not None else None
+
     if args.json:
         print(_dump({
             "endpoint": source,
             "files": [str(p) for p in args.labels],
             "ids": [{"id": i, "label": labels.get(i),
-                     "known": None if source is None or i in unchecked else i not in unknown}
+                     "known": (i not in unknown)
+                     if (table is not None and i.startswith("P"))
+                     or (source is not None and i not in unchecked) else None,
+                     # Properties also say what they hold (from the shipped property table).
+                     **({"datatype": datatype(i)} if table is not None and i.startswith("P") else {})}
                     for i in ids],
         }))
     else:
         for id_ in ids:
+            kind = f"\t{datatype(id_)}" if datatype(id_) else ""
             if id_ in labels:
-                print(f"{id_}\t{labels[id_]}")
+                print(f"{id_}\t{labels[id_]}{kind}")
             elif id_ in unknown:
-                print(f"{id_}\t-\tunknown to {source} (likely a hallucinated id)")
+                where = source or "the shipped property table"
+                print(f"{id_}\t-\tunknown to {where} (likely a hallucinated id)")
             elif id_ in unchecked:
                 print(f"{id_}\t-\tnot checked ({source} gave no usable answer)")
             else:
-                print(f"{id_}\t-\tno English label")
+                print(f"{id_}\t-\tno English label{kind}")
     return EXIT_OK if all(i in labels for i in ids) else EXIT_INVALID
 
 
@@ -654,8 +676,20 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from kgqa_validator.model.train import RECIPES, train
+    from kgqa_validator.model.recipes import CHAINED, RECIPES
+    from kgqa_validator.model.train import train, train_chained
 
+    if args.recipe in CHAINED:
+        if args.data_dir is None:
+            raise UsageError(f"train --recipe {args.recipe} needs --data-dir (the folder of the datasets)")
+        result = train_chained(args.recipe, args.data_dir, args.output, base=args.base,
+                               device=args.device, fp16=not args.fp32, progress=not args.quiet,
+                               checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
+                               on_log=lambda line: print(line, file=sys.stderr, flush=True))
+        print(f"{args.recipe}: {result.steps} steps -> {args.output} (threshold {result.threshold:.4f})")
+        return EXIT_OK
+    if not args.data:
+        raise UsageError(f"train --recipe {args.recipe} needs --data FILE (repeatable)")
     recipe = RECIPES[args.recipe]
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
@@ -700,7 +734,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_models(
         models, test=args.test, labelized=args.labelized, labels=labels, limit=args.limit,
         json_path=args.output_json, card_path=args.card, progress=not args.quiet,
-        precisions=args.precision or ["fp32"])
+        precisions=args.precision or ["fp32"], human=args.human, noa=args.noa,
+        property_table=not args.no_property_table, labels_files=args.labels, workers=args.workers)
     for name, sets in result["models"].items():
         print(name)
         for set_name, metrics in sets.items():
@@ -767,11 +802,14 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.set_defaults(func=cmd_plugins)
 
     train = sub.add_parser("train", help="fine-tune the encoder from the base model")
-    train.add_argument("--data", action="append", required=True, type=Path,
+    train.add_argument("--data", action="append", type=Path,
                        help="training file: LC-QuAD 2.0 JSON, labelized JSONL, LC-QuAD-NoA "
                             "JSON or {question, sparql, label} JSONL (repeatable)")
     train.add_argument("--output", "-o", required=True, type=Path, help="model folder to write")
-    train.add_argument("--recipe", choices=["default", "seed", "labelized-stage"], default="default")
+    train.add_argument("--recipe", choices=["default", "seed", "labelized-stage", "generator-stage", "v2"],
+                       default="default", help="v2: the shipped model, every stage (needs --data-dir)")
+    train.add_argument("--data-dir", type=Path,
+                       help="folder holding the datasets a chained recipe (v2) reads")
     train.add_argument("--labels", action="append", default=[], type=Path,
                        help="labels file for the verbalised examples (repeatable)")
     train.add_argument("--exclude", action="append", default=[], type=Path,
@@ -809,6 +847,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--precision", action="append", choices=PRECISIONS[1:],
                           help="evaluate each model at this precision (repeatable; as "
                                "rerank --precision scores; default fp32)")
+    evaluate.add_argument("--human", type=Path,
+                          help="human-written questions JSONL: adds the generator-like sets of its "
+                               "development slice, decided by the whole validator")
+    evaluate.add_argument("--noa", type=Path, help="LC-QuAD-NoA JSON: adds the twin sets")
+    evaluate.add_argument("--workers", type=int, default=1,
+                          help="evaluate models in this many processes at once (default 1)")
+    evaluate.add_argument("--no-property-table", action="store_true",
+                          help="read property ids without the shipped property table")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -39,6 +39,11 @@ class Settings:
     where a request has three or more valid candidates, blended with the encoder's score with
     weight ``consensus_weight`` (0: encoder only, 1: consensus only among the candidates the
     encoder accepts); see :mod:`kgqa_validator.builtin.combine`.
+    ``property_table`` uses the property table shipped with the package (labels for every
+    property id, datatypes for the lints, ``unknown_id`` for a property that does not exist);
+    ``demote_mismatches`` ranks a candidate whose form or datatypes contradict the question
+    (``form_mismatch``, ``datatype_mismatch``) below every candidate without such a warning
+    (see :mod:`kgqa_validator.builtin.decide`).
     """
 
     mode: Mode = Mode.WIKIDATA
@@ -68,6 +73,8 @@ class Settings:
     # Candidates one rerank request may hold: each is parsed and embedded, so an unbounded
     # list is unbounded work and memory; the CLI answers a longer one with invalid_input.
     max_candidates: int = 1000
+    property_table: bool = True
+    demote_mismatches: bool = True
 
     def __post_init__(self) -> None:
         check_precision(self.precision)  # fail where the setting is made, not at the first score

@@ -35,6 +35,7 @@ ENTRY_POINT_GROUP = "kgqa_validator"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "kgqa_validator.builtin.parse",
     "kgqa_validator.builtin.lints",
+    "kgqa_validator.builtin.properties",
     "kgqa_validator.builtin.labels",
     "kgqa_validator.builtin.endpoint_labels",
     "kgqa_validator.builtin.scoring",

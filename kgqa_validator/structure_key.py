@@ -7,7 +7,8 @@ Two candidates that differ only in spelling get the same :attr:`Structure.key`:
   ``wdt:P19``, ``p:``/``ps:``/``pq:`` ...), and ``rdf:type`` is written ``a``;
 - variables are renamed ``?v0``, ``?v1`` ... in order of first appearance (``$x`` is ``?x``);
   those seen only in decoration (below) come last, as ``?lN``;
-- the optional dot before a closing brace is dropped;
+- the optional dot before a closing brace is dropped, and the optional WHERE is written;
+- a relative IRI is resolved against BASE;
 - keywords and function names are upper-cased; whitespace and comments do not count;
 - string literals are written with double quotes.
 
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 
 from kgqa_validator.parsing.lexer import Token, analyse, expand_name
 from kgqa_validator.prefixes import WIKIDATA_PREFIXES
+from kgqa_validator.scoring_text import prologue, resolve_iri
 
 MAX_TOKENS = 2_000
 """Tokens kept per query: far more than any real candidate has (LLM candidates: ~30-150)."""
@@ -90,26 +92,14 @@ def compact_iri(iri: str) -> str:
     return f"<{iri}>"
 
 
-def _prologue_end(tokens: list[Token]) -> int:
-    """Index of the first token after the PREFIX/BASE declarations."""
-    i = 0
-    while i < len(tokens) and tokens[i].kind == "word":
-        upper = tokens[i].upper
-        if upper == "PREFIX" and i + 2 < len(tokens) and tokens[i + 1].kind == "pname":
-            i += 3
-        elif upper == "BASE" and i + 1 < len(tokens):
-            i += 2
-        else:
-            break
-    return i
-
-
-def _normalise(token: Token, prefixes: Mapping[str, str], declared: Mapping[str, str]) -> str:
+def _normalise(token: Token, prefixes: Mapping[str, str], declared: Mapping[str, str],
+               base: str) -> str:
     kind, text = token.kind, token.text
     if kind == "word":
         return "a" if text == "a" else text.upper()
     if kind in ("pname", "iri"):
-        iri = expand_name(text, prefixes, declared)
+        # A relative IRI means what BASE makes of it, as in the scoring text.
+        iri = resolve_iri(text[1:-1], base) if kind == "iri" else expand_name(text, prefixes, declared)
         if kind == "pname" and iri == text:  # an undeclared prefix: keep it as written
             return text
         return compact_iri(iri)
@@ -206,8 +196,8 @@ def structure(sparql: str, prefixes: Mapping[str, str] | None = None,
     """
     prefixes = WIKIDATA_PREFIXES if prefixes is None else prefixes
     facts = analyse(sparql)
-    tokens = facts.tokens
-    tokens = tokens[_prologue_end(tokens):][:max_tokens]
+    start, _, base = prologue(facts.tokens)
+    tokens = facts.tokens[start:][:max_tokens]
     names = [expand_name(t.text, prefixes, facts.declared_prefixes)
              if t.kind in ("pname", "iri") else "" for t in tokens]
     has_service = any(name == LABEL_SERVICE for name in names)
@@ -224,10 +214,20 @@ def structure(sparql: str, prefixes: Mapping[str, str] | None = None,
             renamed[token.text[1:]] = f"?l{len(renamed)}"
     out: list[str] = []
     kept: list[bool] = []
+    in_head = False  # between SELECT/ASK/DESCRIBE and the group: WHERE is optional there
     for i, token in enumerate(tokens):
         if token.text == "." and i + 1 < len(tokens) and tokens[i + 1].text == "}":
             continue  # a pattern's last dot is optional
+        upper = token.upper if token.kind == "word" else ""
+        if upper in ("SELECT", "ASK", "DESCRIBE"):
+            in_head = True
+        elif upper == "WHERE":
+            in_head = False
+        elif token.text == "{" and in_head:
+            in_head = False
+            out.append("WHERE")
+            kept.append(False)
         out.append(renamed[token.text[1:]] if token.kind == "var"
-                   else _normalise(token, prefixes, facts.declared_prefixes))
+                   else _normalise(token, prefixes, facts.declared_prefixes, base))
         kept.append(marks[i])
     return Structure(tuple(out), tuple(kept))

@@ -21,14 +21,16 @@ from typing import Any
 from kgqa_validator.config import Settings
 from kgqa_validator.diagnostics import diagnostic
 from kgqa_validator.errors import ConfigurationError, InvalidInputError
-from kgqa_validator.model.verbalise import verbalise
 from kgqa_validator.plugins import PluginManager, get_plugin_manager
+from kgqa_validator.properties import PropertyTable, shipped_properties
+from kgqa_validator.scoring_text import ids_in, scoring_text
 from kgqa_validator.types import (
     Assessment,
     Candidate,
     Decision,
     Diagnostic,
     Form,
+    Mode,
     ParsedQuery,
     Question,
     Report,
@@ -131,14 +133,22 @@ class Validator:
                 merged.setdefault(key, value)
         return merged
 
+    def property_table(self) -> PropertyTable | None:
+        """The shipped property table (labels and datatypes of every Wikidata property), or
+        ``None`` when ``settings.property_table`` is off or the mode is not Wikidata."""
+        if not self.settings.property_table or self.settings.mode is not Mode.WIKIDATA:
+            return None
+        return shipped_properties()
+
     def score(self, question: Question, assessments: Sequence[Assessment]) -> list[Assessment]:
         valid = [a for a in assessments if a.valid]
         if not valid or not question.text.strip():
             return list(assessments)
-        ids = list(dict.fromkeys(i for a in valid for i in a.parsed.ids))
+        prefixes = self.settings.prefixes
+        ids = list(dict.fromkeys(i for a in valid for i in ids_in(a.candidate.sparql, prefixes)))
         labels: Mapping[str, str] = self.labels(ids)
-        texts = [verbalise(a.candidate.sparql, labels) if labels else a.candidate.sparql
-                 for a in valid]
+        # What a scorer reads depends on what the query means, not on how it is spelled.
+        texts = [scoring_text(a.candidate.sparql, labels, prefixes) for a in valid]
         results = [r for r in self.pm.hook.kgqa_score(
             question=question, candidates=[a.candidate for a in valid], texts=texts,
             settings=self.settings) if r is not None]

@@ -165,7 +165,7 @@ def test_labels_command_from_the_endpoint(capsys, oxigraph_endpoint, tmp_path):
     assert code == 1  # not every id has a label
     lines = out.splitlines()
     assert lines[0] == "Q42\tDouglas Adams"
-    assert lines[1] == "P31\tinstance of"
+    assert lines[1] == "P31\tinstance of\twikibase-item"  # the datatype from the property table
     assert lines[2] == "Q5\thuman"
     assert lines[3].startswith("Q99999999\t-\tunknown to " + oxigraph_endpoint)
     assert lines[4] == "Q1000001\t-\tno English label"

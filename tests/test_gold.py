@@ -62,7 +62,10 @@ def records() -> list[tuple[str, dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def checked() -> list[tuple[str, dict[str, Any], Assessment]]:
     rows = records()
-    validator = Validator(Settings(parse_workers=2), autoload=False,
+    # The corpus predates Wikidata's deletion of some properties (P642 and 90 other queries),
+    # which the shipped property table rightly reports as unknown_id; this test is about
+    # syntax and structure, so the property check is off here (tests/test_scoring_text.py).
+    validator = Validator(Settings(parse_workers=2, property_table=False), autoload=False,
                           block=["scoring", "execute", "endpoint_labels"])
     assessments = validator.check([record["sparql_wikidata"] for _, record in rows])
     return [(split, record, a) for (split, record), a in zip(rows, assessments, strict=True)]

@@ -36,6 +36,8 @@ from kgqa_validator import (
 )
 from kgqa_validator.errors import ConfigurationError
 from kgqa_validator.plugins import PluginManager
+from kgqa_validator.properties import shipped_properties
+from kgqa_validator.scoring_text import scoring_text
 from kgqa_validator.validator import NO_SCORER_NOTE
 
 QUERY = "SELECT ?x WHERE { wd:Q25338 wdt:P50 ?x }"
@@ -213,10 +215,13 @@ def test_kgqa_score() -> None:
     validator = Validator(plugin_manager=manager(scorer, FirstScoreWins()))
     unrelated = "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 }"
     partly = "SELECT ?x WHERE { wd:Q25338 wdt:P31 ?x }"
-    # Question words x, q25338, p50: QUERY has all three, partly two, unrelated one.
-    report = validator.validate("x Q25338 P50", [unrelated, BROKEN, partly, QUERY])
+    # Question words x, q25338, author (P50 as the scoring text names it): QUERY has all
+    # three, partly two, unrelated one.
+    report = validator.validate("x Q25338 author", [unrelated, BROKEN, partly, QUERY])
     assert report.scorer == "fake"
-    assert scorer.seen_texts == [unrelated, partly, QUERY]  # invalid candidates never scored
+    # Scorers read the canonical scoring text; invalid candidates are never scored.
+    labels = shipped_properties().labels()
+    assert scorer.seen_texts == [scoring_text(q, labels) for q in (unrelated, partly, QUERY)]
     assert [(v.candidate.sparql, v.decision, v.score) for v in report.verdicts] == [
         (QUERY, Decision.ACCEPTED, pytest.approx(1.0)),
         (partly, Decision.ACCEPTED, pytest.approx(2 / 3)),

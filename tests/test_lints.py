@@ -68,7 +68,7 @@ def test_unbound_projection_shapes(validator: Validator, query: str) -> None:
     "SELECT ?item ?itemLabel ?itemDescription WHERE { ?item wdt:P31 wd:Q5 "
     'SERVICE wikibase:label { bd:serviceParam wikibase:language "en". } }',
     "SELECT * WHERE { ?x wdt:P31 wd:Q5 }",
-    "SELECT ?value WHERE { wd:Q1 p:P2 ?s . ?s ps:P2 ?value . ?s pq:P585 ?t }",
+    "SELECT ?value WHERE { wd:Q1 p:P6 ?s . ?s ps:P6 ?value . ?s pq:P585 ?t }",
     # Bound outside the negated group as well (the usual correlated MINUS / NOT EXISTS).
     "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 MINUS { ?x wdt:P21 wd:Q6581097 } }",
     "SELECT ?x ?y WHERE { ?x wdt:P31 wd:Q5 FILTER NOT EXISTS { ?x wdt:P21 ?z } ?x wdt:P19 ?y }",

@@ -56,7 +56,7 @@ def codes(assessment: Assessment) -> list[str]:
     "SELECT ?x WHERE { wd:Q5 wdt:P279 * ?x }",                        # space before a path modifier
     'SELECT ?x WHERE { ?x rdfs:label "Battle Chess" @en }',             # spaced language tag
     "select distinct ?obj where { wd:Q188920 wdt:P2813 ?obj . ?obj wdt:P31 wd:Q1002697 }",
-    "SELECT ?ans_1 WHERE { wd:Q1 wdt:P2 ?ans_1 }LIMIT 5",             # LC-QuAD's )LIMIT style
+    "SELECT ?ans_1 WHERE { wd:Q1 wdt:P6 ?ans_1 }LIMIT 5",             # LC-QuAD's )LIMIT style
     "SELECT ?d WHERE { wd:Q1 wdt:P625 ?a . wd:Q2 wdt:P625 ?b "
     "BIND(geof:distance(?a, ?b) AS ?d) }",                               # an extension function
     "SELECT ?x WHERE { _:b wdt:P31 ?x . _:b wdt:P279 wd:Q5 }",          # blank node labels

@@ -16,6 +16,8 @@ from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError
 from kgqa_validator.model.encoder import SHIPPED_MODEL, Encoder
 from kgqa_validator.model.precision import cpu_has_native_bf16, resolve
+from kgqa_validator.properties import shipped_properties
+from kgqa_validator.scoring_text import scoring_text
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CASES = [json.loads(line) for line in (FIXTURES / "scoring_cases.jsonl").read_text().splitlines()]
@@ -93,7 +95,8 @@ def test_validator_setting_reaches_the_encoder() -> None:
         # (an earlier test's) would differ in the second decimal: both sides start empty.
         encoder_for(validator.settings)._cache.clear()
         score = validator.validate(question, [query]).verdicts[0].score
-        expected = Encoder(precision=precision).similarity(question, [query])[0]
+        text = scoring_text(query, shipped_properties().labels())  # what scorers read
+        expected = Encoder(precision=precision).similarity(question, [text])[0]
         assert score == pytest.approx(expected, abs=1e-6), precision
 
 

@@ -68,7 +68,7 @@ def test_evaluate_reports_every_set_and_writes_json_and_card(tiny_model: Path, t
 
 
 def test_seed_recipe_is_the_reference_recipe() -> None:
-    from kgqa_validator.model.train import RECIPES
+    from kgqa_validator.model.recipes import RECIPES
 
     seed = RECIPES["seed"]
     assert (seed.loss, seed.batch_size, seed.learning_rate, seed.epochs, seed.seed,
@@ -81,3 +81,25 @@ def test_train_rejects_a_file_that_is_not_a_dataset(tmp_path: Path) -> None:
     result = _cli("train", "--data", str(bad), "--output", str(tmp_path / "m"), "--max-steps", "1")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_generator_stage_trains_with_generator_negatives_and_calibrates_on_them(
+        tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gen"
+    result = _cli("train", "--recipe", "generator-stage", "--base", str(tiny_model),
+                  "--data", str(FIXTURES / "human_tiny.jsonl"), "--data", str(FIXTURES / "lcquad_tiny.json"),
+                  "--labels", str(FIXTURES / "labels.json"), "--output", str(out),
+                  "--max-steps", "2", "--batch-size", "4", "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = json.loads((out / "threshold.json").read_text())
+    assert meta["recipe"]["name"] == "generator-stage" and meta["steps"] == 2
+    assert meta["calibration"]["negatives"] == "generator variants + random"
+    assert meta["calibration"]["min_recall"] == 0.93
+    config = json.loads((out / "config.json").read_text())
+    assert config["dtype"] == "float32"  # a plain SentenceTransformer(path) loads it in fp32
+
+
+def test_chained_recipe_needs_a_data_dir(tmp_path: Path) -> None:
+    result = _cli("train", "--recipe", "v2", "--output", str(tmp_path / "m"))
+    assert result.returncode == 2
+    assert "--data-dir" in result.stderr and "Traceback" not in result.stderr

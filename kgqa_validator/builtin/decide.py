@@ -8,10 +8,14 @@ The rule, in order:
 3. a candidate scoring below the threshold is rejected with a ``below_threshold`` diagnostic;
 4. the rest are accepted.
 
-Ranking: accepted before rejected, valid before invalid, then by score (highest first), then
-by input order (the ranking is stable).  When candidates were executed, an accepted candidate
-with a non-empty answer moves ahead of accepted candidates with an empty answer whose score is
-at most ``EXECUTION_MARGIN`` higher: close scores are a coin toss, an empty answer is evidence.
+Ranking: accepted before rejected, valid before invalid, then (with
+``settings.demote_mismatches``, the default) a candidate without a ``form_mismatch`` or
+``datatype_mismatch`` warning before one with (an ASK for a "which" question, a place for a
+"when" question: the question itself says the candidate is wrong, whatever its score), then by
+score (highest first), then by input order (the ranking is stable).  When candidates were
+executed, an accepted candidate with a non-empty answer moves ahead of accepted candidates
+with an empty answer whose score is at most ``EXECUTION_MARGIN`` higher: close scores are a
+coin toss, an empty answer is evidence.
 Without a scorer, valid candidates come before invalid ones in input order.
 """
 
@@ -24,6 +28,8 @@ from kgqa_validator.hookspecs import hookimpl
 from kgqa_validator.types import Assessment, Decision, Diagnostic, Question, Severity, Verdict
 
 PRODUCER = "decide"
+MISMATCHES = frozenset({"form_mismatch", "datatype_mismatch"})
+"""Diagnostic codes that demote a candidate (``Settings.demote_mismatches``)."""
 EXECUTION_MARGIN = 0.05
 _REJECTING_EXECUTION = {"rejected", "invalid_response", "refused"}
 
@@ -45,6 +51,11 @@ def _decide_one(assessment: Assessment, settings: Settings) -> tuple[Decision, t
     return Decision.ACCEPTED, diagnostics
 
 
+def demoted(assessment: Assessment) -> bool:
+    """Whether the question contradicts the candidate (a mismatch warning)."""
+    return any(d.code in MISMATCHES for d in assessment.diagnostics)
+
+
 def _has_answer(assessment: Assessment) -> bool:
     execution = assessment.execution
     return execution is not None and execution.status == "ok"
@@ -56,11 +67,11 @@ def kgqa_decide(
 ) -> Sequence[Verdict]:
     decided = [(a, *_decide_one(a, settings)) for a in assessments]
 
-    def key(item: tuple[Assessment, Decision, tuple[Diagnostic, ...]]) -> tuple[int, int, float, int]:
+    def key(item: tuple[Assessment, Decision, tuple[Diagnostic, ...]]) -> tuple[int, int, int, float, int]:
         assessment, decision, _ = item
         score = assessment.score if assessment.score is not None else float("-inf")
-        return (decision is not Decision.ACCEPTED, not assessment.valid, -score,
-                assessment.candidate.index)
+        return (decision is not Decision.ACCEPTED, not assessment.valid,
+                settings.demote_mismatches and demoted(assessment), -score, assessment.candidate.index)
 
     ordered = sorted(decided, key=key)
     accepted = [d for d in ordered if d[1] is Decision.ACCEPTED]

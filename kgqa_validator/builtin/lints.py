@@ -1,19 +1,24 @@
 """Built-in lints (``kgqa_check``, ``kgqa_check_question``).
 
 Codes (see the README's table): ``unbound_projection``, ``external_service``,
-``dataset_clause``, ``placeholder_leak``, ``question_template``, ``form_mismatch``.
+``dataset_clause``, ``placeholder_leak``, ``question_template``, ``form_mismatch``,
+``datatype_mismatch``.
 
 ``form_mismatch`` (a warning) compares the question with the query's form: a yes/no question
 without ASK, an ASK query for a question that is not yes/no, a "how many" question whose
 SELECT does not COUNT, and a SELECT that answers with nothing but a COUNT for a question that
-does not ask for a number.
+does not ask for a number.  With the property table (:mod:`kgqa_validator.builtin.properties`)
+datatypes count: a "how many" question answered by a ``quantity`` property (population, number
+of episodes) is no ``form_mismatch``, and a "when" question answered only by ``wikibase-item``
+properties, with no ``time`` property and no date function, gets ``datatype_mismatch``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
+from kgqa_validator.builtin.properties import table_for
 from kgqa_validator.config import Settings
 from kgqa_validator.diagnostics import DiagnosticBuilder
 from kgqa_validator.hookspecs import hookimpl
@@ -21,6 +26,7 @@ from kgqa_validator.parsing.clauses import clause_targets, projects_only_a_count
 from kgqa_validator.parsing.lexer import LexicalFacts, analyse, expand_name
 from kgqa_validator.parsing.scope import first_occurrences
 from kgqa_validator.prefixes import LABEL_SERVICE
+from kgqa_validator.scoring_text import ids_in
 from kgqa_validator.types import Candidate, Diagnostic, Form, Mode, ParsedQuery, Question, Severity
 
 PRODUCER = "lints"
@@ -39,6 +45,11 @@ _ASKS_A_COUNT = re.compile(
     r"\bhow\s+(?:many|much|often)\b|\bnumbers?\b|\bcount(?:s|ed|ing)?\b"
     r"|\bamount\b|\btotal\b|\bquantity\b",
     re.IGNORECASE)
+_ASKS_WHEN = re.compile(
+    r"^\s*(?:when\b|(?:in\s+)?(?:what|which)\s+(?:year|date|day|month|century|decade)\b"
+    r"|on\s+what\s+date\b)", re.IGNORECASE)
+_DATE_FUNCTION = re.compile(r"\b(?:YEAR|MONTH|DAY|NOW)\s*\(|wikibase:timeValue|xsd:dateTime",
+                            re.IGNORECASE)
 
 
 @hookimpl(trylast=True)
@@ -93,12 +104,30 @@ def kgqa_check(
             break
 
     if question.text.strip():
-        out.items.extend(_form_mismatch(question.text, parsed, text, facts))
+        table = table_for(settings)
+        datatypes: set[str] = set()
+        if table is not None:
+            datatypes = {table.datatype(i) or "" for i in ids_in(text, prefixes) if i.startswith("P")}
+        out.items.extend(_form_mismatch(question.text, parsed, text, facts, datatypes))
+        if table is not None:
+            out.items.extend(_datatype_mismatch(question.text, parsed, text, facts, datatypes))
     return out.items
 
 
-def _form_mismatch(question: str, parsed: ParsedQuery, text: str,
-                   facts: LexicalFacts) -> list[Diagnostic]:
+def _datatype_mismatch(question: str, parsed: ParsedQuery, text: str, facts: LexicalFacts,
+                       datatypes: set[str]) -> list[Diagnostic]:
+    out = DiagnosticBuilder(text, PRODUCER)
+    if parsed.form is Form.SELECT and _ASKS_WHEN.match(question) and datatypes \
+            and "time" not in datatypes and datatypes <= {"wikibase-item", "external-id", "string"} \
+            and not _DATE_FUNCTION.search(text):
+        out.add("datatype_mismatch", Severity.WARNING,
+                "the question asks when, but no property of the query holds a date or time",
+                facts.first_keyword.start if facts.first_keyword else None)
+    return out.items
+
+
+def _form_mismatch(question: str, parsed: ParsedQuery, text: str, facts: LexicalFacts,
+                   datatypes: Collection[str] = ()) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     out = DiagnosticBuilder(text, PRODUCER)
     keyword = facts.first_keyword  # the form's keyword: the lints only run on a known form
@@ -111,7 +140,7 @@ def _form_mismatch(question: str, parsed: ParsedQuery, text: str,
         out.add("form_mismatch", Severity.WARNING,
                 "the query is an ASK (yes/no) query, but the question does not ask yes or no",
                 keyword_offset)
-    elif _HOW_MANY.match(question) and parsed.form is Form.SELECT \
+    elif _HOW_MANY.match(question) and parsed.form is Form.SELECT and "quantity" not in datatypes \
             and not re.search(r"\bCOUNT\s*\(", text, re.IGNORECASE):
         out.add("form_mismatch", Severity.WARNING,
                 "the question asks 'how many', but the query does not COUNT", keyword_offset)

