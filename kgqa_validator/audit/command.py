@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                       args.paraphrase_field, args.lang)
     settings = _settings(args, args.workers or max(1, os.cpu_count() or 1))
     for path in settings.labels_files:
-        from kgqa_validator.builtin.labels import load_labels
+        from kgqa_validator.label_files import load_labels
 
         load_labels(path)  # a broken labels file fails now
     options = AuditOptions(settings, False if args.no_plugins else None, tuple(args.block),

@@ -114,7 +114,7 @@ def service_settings(args: argparse.Namespace, settings: Settings) -> ServiceSet
         from kgqa_validator.execution import check_settings
 
         check_settings(settings)  # a missing --contact fails now, not at the first request
-    from kgqa_validator.builtin.labels import load_labels
+    from kgqa_validator.label_files import load_labels
 
     for path in settings.labels_files:
         load_labels(path)  # a broken labels file fails now, not at the first request
