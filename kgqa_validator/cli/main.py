@@ -15,7 +15,7 @@ from typing import NoReturn
 from kgqa_validator._version import __version__
 from kgqa_validator.cli import check, labels, model_commands, plugins, rerank
 from kgqa_validator.cli.exits import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
-from kgqa_validator.cli.options import add_common, settings_from
+from kgqa_validator.cli.options import add_common, add_endpoint, settings_from
 from kgqa_validator.errors import KgqaValidatorError, UsageError
 
 DESCRIPTION = """\
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from kgqa_validator.audit.command import add_parser as add_audit_parser
 
-    add_audit_parser(sub)
+    add_audit_parser(sub, add_common=add_common, add_endpoint=add_endpoint, **layout)
     plugins.add_parser(sub, **layout)
     model_commands.add_parsers(sub, **layout)
 

@@ -68,7 +68,14 @@ def add_service_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser
                          base_settings: Callable[[argparse.Namespace], Settings]) -> None:
     """Register ``serve`` and ``mcp``; ``add_common``/``base_settings`` are the CLI's shared
     options (mode, prefixes, plugins, parse timeout) and how it turns them into Settings."""
-    serve = sub.add_parser("serve", help="HTTP service (POST /validate ...) and Qanary component")
+    layout = {"formatter_class": argparse.RawDescriptionHelpFormatter}
+    serve = sub.add_parser(
+        "serve", help="HTTP service (POST /validate ...) and Qanary component",
+        description="Serve check, rerank and explain_ids over HTTP (JSON; OpenAPI at /docs), "
+                    "optionally as a Qanary component. Needs the [service] extra.",
+        epilog="examples:\n  kgqa-validator serve --port 8000 --labels labels.json\n"
+               "  kgqa-validator serve --allow-execute --contact me@example.org "
+               "--qanary-pipeline http://localhost:8080", **layout)
     _add_service_options(serve, 8000)
     serve.add_argument("--qanary-pipeline", metavar="URL",
                        help="register with this Qanary pipeline (Spring Boot Admin) every 10 s")
@@ -81,9 +88,16 @@ def add_service_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser
     add_common(serve)
     serve.set_defaults(func=lambda args: run_serve(args, base_settings(args)))
 
-    mcp = sub.add_parser("mcp", help="MCP server with check_sparql, validate_candidates, "
-                                     "explain_ids (stdio or streamable HTTP)")
-    mcp.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    mcp = sub.add_parser(
+        "mcp", help="MCP server with check_sparql, validate_candidates, explain_ids (stdio or "
+                    "streamable HTTP)",
+        description="Offer check_sparql, validate_candidates and explain_ids as MCP tools to an "
+                    "LLM client. Needs the [service] extra.",
+        epilog="examples:\n  kgqa-validator mcp --labels labels.json            (stdio)\n"
+               "  kgqa-validator mcp --transport streamable-http --port 8001", **layout)
+    mcp.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio",
+                     help="stdio (default: for a client that starts the server) or "
+                          "streamable-http on --host/--port")
     _add_service_options(mcp, 8000)
     add_common(mcp)
     mcp.set_defaults(func=lambda args: run_mcp(args, base_settings(args)))
