@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from kgqa_validator import cli
-from kgqa_validator.cli import jsonl as cli_jsonl
 from kgqa_validator.builtin.parse import _POOLS
+from kgqa_validator.cli import jsonl as cli_jsonl
 
 VALID = "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 }"
 INVALID = "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 } LIMT 5"
