@@ -113,3 +113,13 @@ def test_labels_with_endpoint_labels_blocked_needs_no_contact(
                  "--block", "endpoint_labels", "--no-plugins"])
     assert code == EXIT_INVALID
     assert capsys.readouterr().out.strip() == "Q42\t-\tno English label"
+
+
+def test_every_dependency_has_an_upper_bound() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    project = pyproject["project"]
+    requirements = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        requirements.extend(extra)
+    unbounded = [r for r in requirements if "<" not in r and "==" not in r]
+    assert unbounded == []
