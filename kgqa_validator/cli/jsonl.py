@@ -13,35 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from kgqa_validator.batch_io import bounded_lines
 from kgqa_validator.errors import DataFormatError
 
 CHUNK = 256  # check --jsonl: lines parsed in parallel, then written (each flushed as written)
 # One --jsonl record at most (a 10 MB query still fits, and is then diagnosed as too large);
-# past this a line is reported and skipped, and past four times as many more characters
-# without a line end the input is not JSON Lines at all (/dev/zero, a binary file): the run stops.
+# past this a line is reported and skipped (see batch_io.bounded_lines).
 MAX_LINE_CHARS = 32 * 1024 * 1024
-
-
-def bounded_lines(stream: IO[str]) -> Iterator[str | None]:
-    """The stream's lines, ``None`` for a line over ``MAX_LINE_CHARS`` (its rest is skipped)."""
-    while True:
-        line = stream.readline(MAX_LINE_CHARS + 1)
-        if not line:
-            return
-        if len(line) <= MAX_LINE_CHARS or line.endswith("\n"):
-            yield line
-            continue
-        yield None
-        skipped = 0
-        while not line.endswith("\n"):
-            line = stream.readline(1 << 20)
-            if not line:
-                return
-            skipped += len(line)
-            if skipped > 4 * MAX_LINE_CHARS and not line.endswith("\n"):
-                raise DataFormatError(
-                    f"no line end within {MAX_LINE_CHARS + skipped:,} characters: the input "
-                    "is not JSON Lines (the lines before it are done)")
 
 
 def _reject_constant(name: str) -> Any:
@@ -60,7 +38,7 @@ def json_lines(stream: IO[str], skip: int) -> Iterator[tuple[int, dict[str, Any]
     """``(line number, row or None, error)`` for each non-blank line after the first ``skip``
     non-blank ones (each wrote one output line, which is what ``--resume`` counts)."""
     records = 0
-    for number, line in enumerate(bounded_lines(stream), 1):
+    for number, line in enumerate(bounded_lines(stream, MAX_LINE_CHARS), 1):
         if line is not None and not line.strip():
             continue
         records += 1
