@@ -1,7 +1,8 @@
 """``kgqa-validator audit DATASET --out DIR``: the command's options and its run.
 
-``cli.py`` only registers :func:`add_parser` and calls :func:`run`; this module prints the
-closing summary (stdout) and the progress bar (stderr), like the rest of the command line.
+The CLI (:mod:`kgqa_validator.cli.main`) only registers :func:`add_parser` and calls
+:func:`run`; this module prints the closing summary (stdout) and the progress bar (stderr),
+like the rest of the command line.
 Exit status: 0 no pair flagged, 1 some pairs flagged, 2 usage or infrastructure error.
 """
 
@@ -26,7 +27,7 @@ from kgqa_validator.audit.progress import Progress
 from kgqa_validator.audit.readers import FORMATS, FieldMap, detect_format, read_records
 from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError, DataFormatError
-from kgqa_validator.model.precision import PRECISIONS
+from kgqa_validator.types import Precision
 
 EXIT_CLEAN, EXIT_FLAGGED = 0, 1
 
@@ -81,7 +82,8 @@ def add_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], None],
     p.add_argument("--labels", action="append", default=[], type=Path, metavar="FILE",
                    help='JSON labels file {"Q42": "Douglas Adams"}: queries are scored verbalised')
     p.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
-    p.add_argument("--precision", choices=PRECISIONS, help="encoder precision (default auto)")
+    p.add_argument("--precision", choices=[x.value for x in Precision],
+                   help="encoder precision (default auto)")
     p.add_argument("--threshold", type=float, help="low_score below this (default: the model's)")
     add_common(p)
     p.add_argument("--execute", action="store_true",

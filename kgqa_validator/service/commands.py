@@ -19,8 +19,8 @@ from typing import Any
 
 from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError
-from kgqa_validator.model.precision import PRECISIONS
 from kgqa_validator.service.config import ServiceSettings
+from kgqa_validator.types import Precision
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'kgqa-validator[service]'"
@@ -37,7 +37,8 @@ def _add_service_options(parser: argparse.ArgumentParser, port: int) -> None:
                         help="JSON Lines of Wikidata properties {id, label, datatype}: "
                              "labels and datatypes for explain_ids")
     parser.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
-    parser.add_argument("--precision", choices=PRECISIONS, help="encoder precision (default auto)")
+    parser.add_argument("--precision", choices=[x.value for x in Precision],
+                        help="encoder precision (default auto)")
     parser.add_argument("--threshold", type=float, help="default rejection threshold")
     parser.add_argument("--allow-execute", action="store_true",
                         help="let requests run candidates (and look labels up) on --endpoint or "
