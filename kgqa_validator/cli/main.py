@@ -14,7 +14,13 @@ from typing import NoReturn
 
 from kgqa_validator._version import __version__
 from kgqa_validator.cli import check, labels, model_commands, plugins, rerank
-from kgqa_validator.cli.exits import EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
+from kgqa_validator.cli.exits import (
+    EXIT_CODES_HELP,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    HelpFormatter,
+)
 from kgqa_validator.cli.options import add_common, add_endpoint, settings_from
 from kgqa_validator.errors import KgqaValidatorError, UsageError
 
@@ -25,6 +31,7 @@ Validate, score, rank and execute candidate SPARQL queries for a question over W
   check      is each query valid SPARQL, and why not (no network)
   rerank     rank a question's candidate queries and reject the bad ones (alias: validate)
   labels     what the label files and the endpoint say about ids
+  plugins    which plugins are loaded, and which failed
   audit      check a whole dataset of question/query pairs, with an HTML report
   serve/mcp  the same as an HTTP service, a Qanary component or an MCP server
   train/evaluate  fine-tune and measure the encoder
@@ -46,12 +53,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kgqa-validator", description=DESCRIPTION, epilog=EXAMPLES,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"kgqa-validator {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log to stderr (and show the traceback of an internal error)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
-    layout = {"formatter_class": argparse.RawDescriptionHelpFormatter}
+    layout = {"formatter_class": HelpFormatter}
     check.add_parser(sub, **layout)
     for name in ("rerank", "validate"):
         rerank.add_parser(sub, name, **layout)
@@ -65,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from kgqa_validator.service.commands import add_service_commands
 
-    add_service_commands(sub, add_common=add_common, base_settings=settings_from)
+    add_service_commands(sub, add_common=add_common, base_settings=settings_from, **layout)
     return parser
 
 

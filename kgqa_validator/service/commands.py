@@ -66,10 +66,11 @@ def _add_service_options(parser: argparse.ArgumentParser, port: int) -> None:
 
 
 def add_service_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], None],
-                         base_settings: Callable[[argparse.Namespace], Settings]) -> None:
+                         base_settings: Callable[[argparse.Namespace], Settings],
+                         **layout: Any) -> None:
     """Register ``serve`` and ``mcp``; ``add_common``/``base_settings`` are the CLI's shared
-    options (mode, prefixes, plugins, parse timeout) and how it turns them into Settings."""
-    layout = {"formatter_class": argparse.RawDescriptionHelpFormatter}
+    options (mode, prefixes, plugins, parse timeout) and how it turns them into Settings;
+    ``layout`` goes to each ``add_parser`` (the CLI's help formatter)."""
     serve = sub.add_parser(
         "serve", help="HTTP service (POST /validate ...) and Qanary component",
         description="Serve check, rerank and explain_ids over HTTP (JSON; OpenAPI at /docs), "
