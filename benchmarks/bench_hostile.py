@@ -107,7 +107,8 @@ def batch_and_endpoint_cases() -> list[Case]:
 
     from kgqa_validator.cli import main as cli_main
     from kgqa_validator.config import Settings
-    from kgqa_validator.execution.client import EndpointRegistry, HttpExecutor
+    from kgqa_validator.execution.http_executor import HttpExecutor
+    from kgqa_validator.execution.politeness import EndpointRegistry
     from kgqa_validator.parsing.parse import parse_query
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-hostile-"))

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
+from kgqa_validator._version import __version__
 from kgqa_validator.config import Settings
 from kgqa_validator.errors import (
     ConfigurationError,
@@ -35,6 +34,7 @@ from kgqa_validator.errors import (
     KgqaValidatorError,
     ModelError,
     PluginLoadError,
+    UsageError,
 )
 from kgqa_validator.hookspecs import hookimpl
 from kgqa_validator.types import (
@@ -43,9 +43,11 @@ from kgqa_validator.types import (
     Decision,
     Diagnostic,
     Execution,
+    ExecutionStatus,
     Form,
     Mode,
     ParsedQuery,
+    Precision,
     Question,
     Report,
     Score,
@@ -82,18 +84,21 @@ __all__ = [
     "EndpointBlocked",
     "EndpointError",
     "Execution",
+    "ExecutionStatus",
     "Form",
     "KgqaValidatorError",
     "Mode",
     "ModelError",
     "ParsedQuery",
     "PluginLoadError",
+    "Precision",
     "Question",
     "Report",
     "Score",
     "Settings",
     "Severity",
     "Span",
+    "UsageError",
     "Validator",
     "Verdict",
     "__version__",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from typing import IO
 
 from kgqa_validator.errors import DataFormatError
@@ -91,3 +92,30 @@ def read_bounded(stream: IO[str], limit: int, name: str = "standard input") -> s
         raise DataFormatError(f"{name} holds more than {limit:,} characters: that is not one "
                               "query (use --jsonl for many)")
     return text
+
+
+def bounded_lines(stream: IO[str], limit: int) -> Iterator[str | None]:
+    """The stream's lines, ``None`` for a line over ``limit`` characters (its rest is skipped).
+
+    Past four times ``limit`` more characters without a line end the input is not JSON Lines
+    at all (``/dev/zero``, a binary file): :class:`DataFormatError` (the lines before it were
+    yielded, so their results are kept).
+    """
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith("\n"):
+            yield line
+            continue
+        yield None
+        skipped = 0
+        while not line.endswith("\n"):
+            line = stream.readline(_SCAN)
+            if not line:
+                return
+            skipped += len(line)
+            if skipped > 4 * limit and not line.endswith("\n"):
+                raise DataFormatError(
+                    f"no line end within {limit + skipped:,} characters: the input "
+                    "is not JSON Lines (the lines before it are done)")

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kgqa_validator.errors import ConfigurationError
-from kgqa_validator.model.precision import check as check_precision
 from kgqa_validator.prefixes import WIKIDATA_PREFIXES
-from kgqa_validator.types import Mode
+from kgqa_validator.types import Mode, Precision
 
 WIKIDATA_ENDPOINT = "https://query.wikidata.org/sparql"
 
@@ -54,7 +53,7 @@ class Settings:
     parse_workers: int = 1
     threshold: float | None = None
     model_path: Path | None = None
-    precision: str = "auto"
+    precision: Precision = Precision.AUTO  # a plain str of the same value is converted
     labels_files: tuple[Path, ...] = ()
     execute: bool = False
     endpoint: str = WIKIDATA_ENDPOINT
@@ -77,7 +76,8 @@ class Settings:
     demote_mismatches: bool = True
 
     def __post_init__(self) -> None:
-        check_precision(self.precision)  # fail where the setting is made, not at the first score
+        # Fail where the setting is made, not at the first score.
+        object.__setattr__(self, "precision", check_precision(self.precision))
         if not 0.0 <= self.consensus_weight <= 1.0:  # also refuses NaN
             raise ConfigurationError(
                 f"consensus_weight must be between 0 and 1, not {self.consensus_weight}")
@@ -90,3 +90,14 @@ class Settings:
         base: dict[str, str] = dict(WIKIDATA_PREFIXES) if mode is Mode.WIKIDATA else {}
         base.update(prefixes or {})
         return cls(mode=mode, prefixes=base, **kwargs)  # type: ignore[arg-type]
+
+
+def check_precision(precision: str) -> Precision:
+    """``precision`` as a :class:`Precision`, or :class:`ConfigurationError` if it is none
+    (cheap: nothing about the machine is looked at)."""
+    try:
+        return Precision(precision)
+    except ValueError:
+        raise ConfigurationError(
+            f"unknown precision {precision!r}: expected one of "
+            f"{', '.join(p.value for p in Precision)}") from None

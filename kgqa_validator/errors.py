@@ -6,6 +6,7 @@ infrastructure around the validation, and each maps to one exit status in the CL
 
     KgqaValidatorError                 base; exit status 2 in the CLI
     ├── ConfigurationError             bad option, unknown plugin, missing contact ...
+    ├── UsageError                     the command line is wrong (an option, a missing argument)
     ├── PluginLoadError                an entry point failed to import (strict mode only)
     ├── DataFormatError                a dataset or input file is not in a readable format
     ├── ModelError                     the encoder cannot be loaded or trained
@@ -25,6 +26,10 @@ class KgqaValidatorError(Exception):
 
 class ConfigurationError(KgqaValidatorError):
     """An option, a plugin name or a setting is wrong."""
+
+
+class UsageError(KgqaValidatorError):
+    """The command line cannot be run as given (raised by the CLI only)."""
 
 
 class PluginLoadError(KgqaValidatorError):

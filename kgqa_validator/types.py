@@ -43,6 +43,31 @@ class Mode(StrEnum):
     GENERIC = "generic"
 
 
+class Precision(StrEnum):
+    """How the encoder computes (:mod:`kgqa_validator.model.precision` applies it).
+
+    ``AUTO`` is bf16 on a CPU with native bf16, else fp32; ``INT8`` is faster but less accurate.
+    """
+
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+    INT8 = "int8"
+
+
+class ExecutionStatus(StrEnum):
+    """What running a candidate gave (:mod:`kgqa_validator.execution.results` says which
+    diagnostic each status carries).  ``REFUSED``: never sent (a refusal rule matched)."""
+
+    OK = "ok"
+    EMPTY = "empty"
+    TIMEOUT = "timeout"
+    REJECTED = "rejected"
+    INVALID_RESPONSE = "invalid_response"
+    REFUSED = "refused"
+    ERROR = "error"
+
+
 @dataclass(frozen=True)
 class Span:
     """Where a problem is, in the user's text (1-based line/column, 0-based offsets)."""
@@ -155,7 +180,7 @@ class Score:
 class Execution:
     """What running a candidate on an endpoint gave."""
 
-    status: str  # "ok" | "empty" | "timeout" | "rejected" | "invalid_response" | "refused" | "error"
+    status: ExecutionStatus  # a plain str of the same value is accepted and converted
     endpoint: str
     elapsed_s: float = 0.0
     row_count: int | None = None
@@ -165,8 +190,15 @@ class Execution:
     diagnostics: tuple[Diagnostic, ...] = ()
     producer: str = ""
 
+    def __post_init__(self) -> None:
+        # Executors written against the str-typed field keep working; a value outside the
+        # enum is a bug in the executor (ValueError naming it).
+        if not isinstance(self.status, ExecutionStatus):
+            object.__setattr__(self, "status", ExecutionStatus(self.status))
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["status"] = self.status.value
         data["rows"] = [dict(r) for r in self.rows]
         data["diagnostics"] = [d.to_dict() for d in self.diagnostics]
         return data
@@ -246,3 +278,18 @@ class Report:
             "question_diagnostics": [d.to_dict() for d in self.question_diagnostics],
             "ranking": [v.to_dict() for v in self.verdicts],
         }
+
+
+@dataclass(frozen=True)
+class IdLabels:
+    """What the label sources say about some ids (:meth:`Validator.explain_ids`).
+
+    ``source`` names the endpoint (or data file) that was asked, ``None`` when none was (no
+    endpoint label source active, or it is blocked); ``unknown`` are ids it has no triple
+    about, ``unchecked`` ids it gave no usable answer for.
+    """
+
+    labels: Mapping[str, str]
+    unknown: frozenset[str] = frozenset()
+    unchecked: frozenset[str] = frozenset()
+    source: str | None = None

@@ -30,6 +30,7 @@ from kgqa_validator.types import (
     Decision,
     Diagnostic,
     Form,
+    IdLabels,
     Mode,
     ParsedQuery,
     Question,
@@ -139,6 +140,37 @@ class Validator:
         if not self.settings.property_table or self.settings.mode is not Mode.WIKIDATA:
             return None
         return shipped_properties()
+    def explain_ids(self, ids: Sequence[str]) -> IdLabels:
+        """Labels of ``ids`` from every label source and, where the endpoint label source is
+        registered and active (see :mod:`kgqa_validator.builtin.endpoint_labels`), whether the
+        endpoint knows each id.  A blocked ``endpoint_labels`` plugin is not asked."""
+        labels = self.labels(ids)
+        if not self._endpoint_labels_active():
+            return IdLabels(labels)
+        from kgqa_validator.builtin.endpoint_labels import lookup
+        from kgqa_validator.execution import executor_for
+
+        found = lookup(ids, self.settings)  # answered from the cache self.labels just filled
+        return IdLabels(labels, found.unknown, found.unchecked, executor_for(self.settings).name)
+
+    def check_setup(self) -> None:
+        """Raise now, cheaply, what would fail at the first candidate: an unreadable labels
+        file, or an endpoint that cannot be used (no request is sent, no model loaded)."""
+        from kgqa_validator.label_files import load_labels
+
+        for path in self.settings.labels_files:
+            load_labels(path)
+        if self.settings.execute or self._endpoint_labels_active():
+            from kgqa_validator.execution import check_settings
+
+            check_settings(self.settings)
+
+    def _endpoint_labels_active(self) -> bool:
+        if self.pm.get_plugin("endpoint_labels") is None:
+            return False
+        from kgqa_validator.builtin.endpoint_labels import active
+
+        return active(self.settings)
 
     def score(self, question: Question, assessments: Sequence[Assessment]) -> list[Assessment]:
         valid = [a for a in assessments if a.valid]

@@ -13,6 +13,7 @@ import pytest
 
 from kgqa_validator import cli
 from kgqa_validator.builtin.parse import _POOLS
+from kgqa_validator.cli import jsonl as cli_jsonl
 
 VALID = "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 }"
 INVALID = "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 } LIMT 5"
@@ -419,7 +420,7 @@ def test_jsonl_nan_and_infinity_are_input_errors_not_echoed(tmp_path: Path, comm
 
 def test_jsonl_line_over_the_limit_is_reported_and_the_next_lines_go_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, "MAX_LINE_CHARS", 1000)
+    monkeypatch.setattr(cli_jsonl, "MAX_LINE_CHARS", 1000)
     source = write_jsonl(tmp_path / "in.jsonl", [
         {"sparql": "ASK {}"}, {"sparql": "ASK { " + "?s ?p ?o . " * 250 + "}"}, {"sparql": VALID}])
     assert cli.main(["check", "--jsonl", str(source), "--no-plugins"]) == cli.EXIT_INVALID
@@ -431,7 +432,7 @@ def test_jsonl_line_over_the_limit_is_reported_and_the_next_lines_go_on(
 
 def test_jsonl_without_line_ends_stops_cleanly_and_keeps_the_finished_lines(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, "MAX_LINE_CHARS", 1000)
+    monkeypatch.setattr(cli_jsonl, "MAX_LINE_CHARS", 1000)
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"sparql": "ASK {}"}) + "\n" + "\0" * 20_000)
     assert cli.main(["check", "--jsonl", str(source), "--no-plugins"]) == cli.EXIT_ERROR

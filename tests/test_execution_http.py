@@ -20,7 +20,8 @@ from kgqa_validator import __version__
 from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError, EndpointBlocked, EndpointError
 from kgqa_validator.execution import check_settings
-from kgqa_validator.execution.client import EndpointRegistry, HttpExecutor, RetryPolicy
+from kgqa_validator.execution.http_executor import HttpExecutor
+from kgqa_validator.execution.politeness import EndpointRegistry, RetryPolicy
 from kgqa_validator.parsing.parse import parse_query
 from kgqa_validator.types import Execution, Form
 

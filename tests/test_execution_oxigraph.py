@@ -12,8 +12,9 @@ from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError, EndpointError
 from kgqa_validator.execution import executor_for, executor_kind
 from kgqa_validator.execution.base import Executor
-from kgqa_validator.execution.client import EndpointRegistry, HttpExecutor
 from kgqa_validator.execution.embedded import EmbeddedExecutor
+from kgqa_validator.execution.http_executor import HttpExecutor
+from kgqa_validator.execution.politeness import EndpointRegistry
 from kgqa_validator.parsing.parse import parse_query
 from kgqa_validator.types import Decision, Execution, Form
 from kgqa_validator.validator import Validator

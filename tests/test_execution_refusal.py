@@ -17,7 +17,8 @@ from conftest import ScriptedServer
 
 from kgqa_validator.config import Settings
 from kgqa_validator.execution.base import Executor
-from kgqa_validator.execution.client import EndpointRegistry, HttpExecutor
+from kgqa_validator.execution.http_executor import HttpExecutor
+from kgqa_validator.execution.politeness import EndpointRegistry
 from kgqa_validator.execution.refusal import answers_label_service, refusal_reason
 from kgqa_validator.parsing.lexer import analyse
 from kgqa_validator.parsing.parse import parse_query

@@ -24,7 +24,8 @@ from conftest import ScriptedServer
 from kgqa_validator import Settings, Validator
 from kgqa_validator.cli import main
 from kgqa_validator.execution import close_executors
-from kgqa_validator.execution.client import EndpointRegistry, HttpExecutor
+from kgqa_validator.execution.http_executor import HttpExecutor
+from kgqa_validator.execution.politeness import EndpointRegistry
 from kgqa_validator.parsing.parse import parse_query
 from kgqa_validator.types import Severity
 

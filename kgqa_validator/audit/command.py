@@ -1,7 +1,8 @@
 """``kgqa-validator audit DATASET --out DIR``: the command's options and its run.
 
-``cli.py`` only registers :func:`add_parser` and calls :func:`run`; this module prints the
-closing summary (stdout) and the progress bar (stderr), like the rest of the command line.
+The CLI (:mod:`kgqa_validator.cli.main`) only registers :func:`add_parser` and calls
+:func:`run`; this module prints the closing summary (stdout) and the progress bar (stderr),
+like the rest of the command line.
 Exit status: 0 no pair flagged, 1 some pairs flagged, 2 usage or infrastructure error.
 """
 
@@ -12,6 +13,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -25,15 +27,30 @@ from kgqa_validator.audit.progress import Progress
 from kgqa_validator.audit.readers import FORMATS, FieldMap, detect_format, read_records
 from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError, DataFormatError
-from kgqa_validator.model.precision import PRECISIONS
-from kgqa_validator.types import Mode
+from kgqa_validator.types import Precision
 
 EXIT_CLEAN, EXIT_FLAGGED = 0, 1
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register ``audit`` on an argparse subparsers object."""
-    p = sub.add_parser("audit", help="find the broken and mismatched pairs of a question/query dataset")
+AUDIT_EXAMPLES = """\
+examples:
+  kgqa-validator audit lcquad2_test.json -o audit/ --labels labels.json
+  kgqa-validator audit pairs.jsonl -o audit/ --no-score --resume
+  kgqa-validator audit qald.json --lang de -o audit/ --engine ray"""
+
+
+def add_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], None],
+               add_endpoint: Callable[[argparse.ArgumentParser], None],
+               **kwargs: Any) -> argparse.ArgumentParser:
+    """Register ``audit`` on an argparse subparsers object; ``add_common``/``add_endpoint``
+    are the CLI's shared options (mode, prefixes, plugins, parse timeout; endpoint)."""
+    p = sub.add_parser(
+        "audit", help="find the broken and mismatched pairs of a question/query dataset",
+        description="Check every question/query pair of a dataset: invalid queries, questions "
+                    "and queries that do not match (low score, paraphrase mismatch), and with "
+                    "--execute queries that fail or return nothing. Writes pairs.jsonl, "
+                    "summary.json and an HTML report; --resume continues after a kill.",
+        epilog=AUDIT_EXAMPLES, **kwargs)
     p.add_argument("dataset", type=Path, help="LC-QuAD 2.0 JSON, QALD JSON, JSON Lines or CSV")
     p.add_argument("--out", "-o", required=True, type=Path, metavar="DIR",
                    help="writes pairs.jsonl, summary.json and report.html here")
@@ -65,24 +82,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--labels", action="append", default=[], type=Path, metavar="FILE",
                    help='JSON labels file {"Q42": "Douglas Adams"}: queries are scored verbalised')
     p.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
-    p.add_argument("--precision", choices=PRECISIONS, help="encoder precision (default auto)")
+    p.add_argument("--precision", choices=[x.value for x in Precision],
+                   help="encoder precision (default auto)")
     p.add_argument("--threshold", type=float, help="low_score below this (default: the model's)")
-    p.add_argument("--mode", choices=[m.value for m in Mode], default="wikidata")
-    p.add_argument("--prefix", action="append", default=[], metavar="NAME=IRI")
-    p.add_argument("--no-plugins", action="store_true", help="built-in plugins only")
-    p.add_argument("--block", action="append", default=[], metavar="PLUGIN")
-    p.add_argument("--timeout-parse", type=float, default=1.5, metavar="SECONDS")
+    add_common(p)
     p.add_argument("--execute", action="store_true",
                    help="run every valid query (execution_error, empty_result, answer_mismatch)")
     p.add_argument("--check-ids", action="store_true", help="unknown_id for ids the endpoint lacks")
-    p.add_argument("--endpoint", help="SPARQL endpoint URL (default: Wikidata)")
-    p.add_argument("--executor", choices=["sparqlwrapper", "embedded"])
-    p.add_argument("--data", type=Path, metavar="FILE", help="local RDF file for the embedded executor")
-    p.add_argument("--contact", default=os.environ.get("KGQA_VALIDATOR_CONTACT"),
-                   help="contact for the User-Agent (required by Wikidata)")
-    p.add_argument("--timeout", type=float, default=65.0, help="endpoint timeout, seconds")
-    p.add_argument("--cache-dir", type=Path, metavar="DIR")
-    p.add_argument("--cache-ttl", type=float, default=300.0, metavar="SECONDS")
+    add_endpoint(p)
     p.set_defaults(func=run)
     return p
 
@@ -148,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                       args.paraphrase_field, args.lang)
     settings = _settings(args, args.workers or max(1, os.cpu_count() or 1))
     for path in settings.labels_files:
-        from kgqa_validator.builtin.labels import load_labels
+        from kgqa_validator.label_files import load_labels
 
         load_labels(path)  # a broken labels file fails now
     options = AuditOptions(settings, False if args.no_plugins else None, tuple(args.block),

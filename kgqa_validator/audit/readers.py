@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from kgqa_validator.batch_io import bounded_lines
 from kgqa_validator.errors import DataFormatError
 
 FORMATS = ("lcquad", "qald", "jsonl", "csv")
@@ -244,7 +245,7 @@ def _from_mapping(index: int, item: Any, fields: FieldMap, default_id: Any,
 
 def _jsonl(stream: IO[str], fields: FieldMap) -> Iterator[Record]:
     index = 0
-    for number, line in enumerate(_bounded_lines(stream), 1):
+    for number, line in enumerate(bounded_lines(stream, MAX_LINE_CHARS), 1):
         if line is not None and not line.strip():
             continue
         if line is None:
@@ -260,26 +261,6 @@ def _jsonl(stream: IO[str], fields: FieldMap) -> Iterator[Record]:
                 continue
             yield _from_mapping(index, item, fields, default_id=number)
         index += 1
-
-
-def _bounded_lines(stream: IO[str]) -> Iterator[str | None]:
-    """Lines of ``stream``; ``None`` for a line over ``MAX_LINE_CHARS`` (its rest is skipped)."""
-    while True:
-        line = stream.readline(MAX_LINE_CHARS + 1)
-        if not line:
-            return
-        if len(line) <= MAX_LINE_CHARS or line.endswith("\n"):
-            yield line
-            continue
-        yield None
-        skipped = 0
-        while not line.endswith("\n"):
-            line = stream.readline(_CHUNK)
-            if not line:
-                return
-            skipped += len(line)
-            if skipped > 4 * MAX_LINE_CHARS and not line.endswith("\n"):
-                raise DataFormatError(f"no line end within {skipped:,} characters: not JSON Lines")
 
 
 def _csv(path: Path, fields: FieldMap) -> Iterator[Record]:

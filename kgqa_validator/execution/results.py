@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from kgqa_validator.types import Diagnostic, Execution, Form, Severity
+from kgqa_validator.types import Diagnostic, Execution, ExecutionStatus, Form, Severity
 
 PRODUCER = "execute"
 
@@ -46,7 +46,7 @@ _MESSAGE_LIMIT = 300
 
 
 def make_execution(
-    status: str,
+    status: ExecutionStatus | str,
     endpoint: str,
     *,
     message: str = "",
@@ -64,7 +64,7 @@ def make_execution(
             message = "the query returned no results"
         diagnostics = (Diagnostic(code, severity, short(message), producer=PRODUCER),)
     return Execution(
-        status=status, endpoint=endpoint, elapsed_s=round(elapsed_s, 4), row_count=row_count,
+        status=ExecutionStatus(status), endpoint=endpoint, elapsed_s=round(elapsed_s, 4), row_count=row_count,
         boolean=boolean, variables=tuple(variables), rows=tuple(dict(r) for r in rows),
         diagnostics=diagnostics, producer=PRODUCER)
 

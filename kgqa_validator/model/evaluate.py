@@ -52,7 +52,7 @@ from kgqa_validator.model.metrics import (
 from kgqa_validator.model.precision import resolve
 from kgqa_validator.properties import PropertyTable
 from kgqa_validator.scoring_text import scoring_text
-from kgqa_validator.types import Decision
+from kgqa_validator.types import Decision, Precision
 
 SEED = 0
 MAX_DISTRACTORS = 9
@@ -163,7 +163,8 @@ def _evaluate_decisions(folder: Path, precision: str, sets: Mapping[str, Any],
     from kgqa_validator.config import Settings
     from kgqa_validator.validator import Validator
 
-    settings = Settings(model_path=folder, precision=precision, labels_files=tuple(labels_files))
+    settings = Settings(model_path=folder, precision=Precision(precision),
+                        labels_files=tuple(labels_files))
     validator = Validator(settings, autoload=False)
     results: dict[str, Any] = {}
     for name, (kind, data) in sets.items():

@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kgqa_validator.errors import ConfigurationError
+from kgqa_validator.config import check_precision
+from kgqa_validator.types import Precision
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+PRECISIONS = tuple(p.value for p in Precision)
 _NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
@@ -54,10 +55,7 @@ def _torch_bf16_supported() -> bool:
 def check(precision: str) -> str:
     """``precision`` itself, or :class:`ConfigurationError` if it is not one of PRECISIONS
     (cheap: nothing about the machine is looked at)."""
-    if precision not in PRECISIONS:
-        raise ConfigurationError(
-            f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    return precision
+    return check_precision(precision).value
 
 
 def resolve(precision: str) -> str:

@@ -19,8 +19,8 @@ from typing import Any
 
 from kgqa_validator.config import Settings
 from kgqa_validator.errors import ConfigurationError
-from kgqa_validator.model.precision import PRECISIONS
 from kgqa_validator.service.config import ServiceSettings
+from kgqa_validator.types import Precision
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'kgqa-validator[service]'"
@@ -37,7 +37,8 @@ def _add_service_options(parser: argparse.ArgumentParser, port: int) -> None:
                         help="JSON Lines of Wikidata properties {id, label, datatype}: "
                              "labels and datatypes for explain_ids")
     parser.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
-    parser.add_argument("--precision", choices=PRECISIONS, help="encoder precision (default auto)")
+    parser.add_argument("--precision", choices=[x.value for x in Precision],
+                        help="encoder precision (default auto)")
     parser.add_argument("--threshold", type=float, help="default rejection threshold")
     parser.add_argument("--allow-execute", action="store_true",
                         help="let requests run candidates (and look labels up) on --endpoint or "
@@ -65,10 +66,18 @@ def _add_service_options(parser: argparse.ArgumentParser, port: int) -> None:
 
 
 def add_service_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], None],
-                         base_settings: Callable[[argparse.Namespace], Settings]) -> None:
+                         base_settings: Callable[[argparse.Namespace], Settings],
+                         **layout: Any) -> None:
     """Register ``serve`` and ``mcp``; ``add_common``/``base_settings`` are the CLI's shared
-    options (mode, prefixes, plugins, parse timeout) and how it turns them into Settings."""
-    serve = sub.add_parser("serve", help="HTTP service (POST /validate ...) and Qanary component")
+    options (mode, prefixes, plugins, parse timeout) and how it turns them into Settings;
+    ``layout`` goes to each ``add_parser`` (the CLI's help formatter)."""
+    serve = sub.add_parser(
+        "serve", help="HTTP service (POST /validate ...) and Qanary component",
+        description="Serve check, rerank and explain_ids over HTTP (JSON; OpenAPI at /docs), "
+                    "optionally as a Qanary component. Needs the [service] extra.",
+        epilog="examples:\n  kgqa-validator serve --port 8000 --labels labels.json\n"
+               "  kgqa-validator serve --allow-execute --contact me@example.org "
+               "--qanary-pipeline http://localhost:8080", **layout)
     _add_service_options(serve, 8000)
     serve.add_argument("--qanary-pipeline", metavar="URL",
                        help="register with this Qanary pipeline (Spring Boot Admin) every 10 s")
@@ -81,9 +90,16 @@ def add_service_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser
     add_common(serve)
     serve.set_defaults(func=lambda args: run_serve(args, base_settings(args)))
 
-    mcp = sub.add_parser("mcp", help="MCP server with check_sparql, validate_candidates, "
-                                     "explain_ids (stdio or streamable HTTP)")
-    mcp.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    mcp = sub.add_parser(
+        "mcp", help="MCP server with check_sparql, validate_candidates, explain_ids (stdio or "
+                    "streamable HTTP)",
+        description="Offer check_sparql, validate_candidates and explain_ids as MCP tools to an "
+                    "LLM client. Needs the [service] extra.",
+        epilog="examples:\n  kgqa-validator mcp --labels labels.json            (stdio)\n"
+               "  kgqa-validator mcp --transport streamable-http --port 8001", **layout)
+    mcp.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio",
+                     help="stdio (default: for a client that starts the server) or "
+                          "streamable-http on --host/--port")
     _add_service_options(mcp, 8000)
     add_common(mcp)
     mcp.set_defaults(func=lambda args: run_mcp(args, base_settings(args)))
@@ -114,7 +130,7 @@ def service_settings(args: argparse.Namespace, settings: Settings) -> ServiceSet
         from kgqa_validator.execution import check_settings
 
         check_settings(settings)  # a missing --contact fails now, not at the first request
-    from kgqa_validator.builtin.labels import load_labels
+    from kgqa_validator.label_files import load_labels
 
     for path in settings.labels_files:
         load_labels(path)  # a broken labels file fails now, not at the first request

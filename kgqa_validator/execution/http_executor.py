@@ -1,27 +1,11 @@
-"""The polite HTTP executor: SPARQLWrapper behind retries, waits, a cache and a 403 stop.
+"""The polite HTTP executor: SPARQLWrapper (:mod:`.transport`) behind the rules of
+:mod:`.politeness` (identification, one request at a time, 429 waits, 403 stop, retries), a
+cache and these verdict rules:
 
-The rules (for the Wikidata query service, whose operators ask for exactly this, and for any
-other endpoint):
-
-* **Identification.**  User-Agent ``kgqa-validator/<version> (<contact>)``; the contact is
-  required for ``*.wikidata.org`` (:class:`ConfigurationError` without it), since the query
-  service answers 403 to generic clients.
-* **One at a time.**  At most ``settings.max_in_flight`` (default 1) requests per endpoint
-  host are open at once in this process; others wait their turn.
-* **429 Too Many Requests.**  Wait ``Retry-After`` seconds (60 when the header is missing or
-  unreadable; an HTTP date is accepted), every thread of this process included, then try
-  again; after 3 throttled answers in a row, or when asked to wait more than 300 s, give up
-  with :class:`EndpointError`.
-* **403 Forbidden.**  Stop: no further request goes to that host from this process, and
-  :class:`EndpointBlocked` says why (ignoring a 403 turns a throttle into a long ban).
 * **Timeouts are verdicts.**  A 500 whose body names ``TimeoutException`` (the query
   service's 60 s deadline) and no answer within ``settings.timeout_s`` (default 65 s, so the
   server's own deadline fires first) both give ``status="timeout"``; neither is retried,
   since the same query would time out again.
-* **Transient failures are retried.**  502, 503, 504 and connection errors: 4 attempts in
-  all, waiting ``Retry-After`` when given, else exponential backoff with jitter (about 1, 2,
-  4 s: each delay drawn between half and all of ``min(30, 2**(n-1))`` s); then
-  :class:`EndpointError`.
 * **Cache.**  Identical queries (same endpoint, text, form and row limit) are answered from
   ``results.sqlite3`` in the cache directory for ``settings.cache_ttl_s`` (default 300 s,
   the query service's own cache time); only verdicts are kept (ok, empty, rejected, timeout).
@@ -40,19 +24,24 @@ waiting.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
-import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 from kgqa_validator.errors import ConfigurationError, EndpointBlocked, EndpointError
 from kgqa_validator.execution.base import Executor
 from kgqa_validator.execution.cache import ResultCache
+from kgqa_validator.execution.politeness import (
+    REGISTRY,
+    EndpointRegistry,
+    RetryPolicy,
+    check_endpoint_url,
+    retry_after,
+    user_agent,
+)
 from kgqa_validator.execution.refusal import answers_label_service
 from kgqa_validator.execution.results import (
     CACHEABLE,
@@ -78,113 +67,11 @@ from kgqa_validator.types import Execution, Form
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ConnectFailure", "EndpointRegistry", "HttpAnswer", "HttpExecutor", "HttpRequest",
-           "ReadTimeout", "RetryPolicy", "Transport", "sparqlwrapper_transport"]
+__all__ = ["HttpExecutor"]
 
 _TIMEOUT_MARKERS = (b"TimeoutException", b"QueryTimeout")
 
 
-# -- identification ---------------------------------------------------------------------------
-
-
-def requires_contact(endpoint: str) -> bool:
-    """The Wikidata query service blocks clients that do not say who runs them."""
-    return answers_label_service(endpoint)
-
-
-def user_agent(endpoint: str, contact: str | None) -> str:
-    """``kgqa-validator/<version> (<contact>)``; raises ConfigurationError when it cannot be."""
-    from kgqa_validator import __version__
-
-    product = f"kgqa-validator/{__version__}"
-    contact = (contact or "").strip()
-    if contact and (not contact.isprintable() or len(contact) > 200):
-        raise ConfigurationError("the contact must be one printable line (an e-mail or a URL)")
-    if not contact:
-        if requires_contact(endpoint):
-            raise ConfigurationError(
-                f"{endpoint} requires a User-Agent with a contact: give --contact EMAIL_OR_URL "
-                "(Settings(contact=...)); the Wikidata query service blocks anonymous clients")
-        return product
-    return f"{product} ({contact})"
-
-
-def check_endpoint_url(endpoint: str) -> None:
-    parts = urllib.parse.urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"endpoint {endpoint!r} is not an http(s) URL")
-
-
-# -- the policy -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry (the module docstring states the rules)."""
-
-    attempts: int = 4
-    base_s: float = 1.0
-    cap_s: float = 30.0
-    throttled_answers: int = 3
-    default_retry_after_s: float = 60.0
-    max_wait_s: float = 300.0
-
-    def backoff(self, failure: int, rng: random.Random) -> float:
-        """Delay after the ``failure``-th failure: half to all of min(cap, base * 2**(n-1))."""
-        delay = min(self.cap_s, self.base_s * 2 ** (failure - 1))
-        return delay / 2 + rng.uniform(0, delay / 2)
-
-
-def retry_after(headers: Mapping[str, str], wall: float) -> float | None:
-    """Seconds asked for by ``Retry-After`` (delta-seconds or an HTTP date), or None."""
-    value = headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isascii() and value.isdigit():  # "²" and other non-ASCII digits are no number here
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - wall)
-
-
-@dataclass
-class EndpointRegistry:
-    """Per endpoint host, for the whole process: open-request slots, 403 stops, waits."""
-
-    slots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
-    blocked: dict[str, str] = field(default_factory=dict)
-    not_before: dict[str, float] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def slot(self, host: str, limit: int) -> threading.BoundedSemaphore:
-        with self.lock:
-            if host not in self.slots:
-                self.slots[host] = threading.BoundedSemaphore(max(1, limit))
-            return self.slots[host]
-
-    def block(self, host: str, reason: str) -> None:
-        with self.lock:
-            self.blocked[host] = reason
-
-    def blocked_reason(self, host: str) -> str | None:
-        with self.lock:
-            return self.blocked.get(host)
-
-    def defer(self, host: str, until: float) -> None:
-        with self.lock:
-            self.not_before[host] = max(until, self.not_before.get(host, 0.0))
-
-    def wait_until(self, host: str) -> float:
-        with self.lock:
-            return self.not_before.get(host, 0.0)
-
-
-REGISTRY = EndpointRegistry()
-"""The process-wide registry every executor shares unless given its own (tests)."""
 
 
 class HttpExecutor(Executor):
