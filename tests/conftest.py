@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -39,20 +40,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def oxigraph_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a read-only oxigraph server loaded with the fixture graph."""
-    # The one installed with this interpreter first: a virtual environment's bin/ is not on
-    # PATH unless activated, and another version may be.
+def oxigraph_binary() -> str:
+    """The ``oxigraph`` server installed with this interpreter first: a virtual environment's
+    bin/ is not on PATH unless activated, and another version may be."""
     binary = shutil.which("oxigraph", path=str(Path(sys.executable).parent)) or shutil.which("oxigraph")
     if binary is None:
         pytest.fail("the oxigraph server is not installed (pip install oxigraph)")
-    location = tmp_path_factory.mktemp("oxigraph") / "db"
-    subprocess.run([binary, "load", "--location", str(location), "--file", str(FIXTURE_GRAPH)],
-                   check=True, capture_output=True, timeout=120)
+    return binary
+
+
+@contextlib.contextmanager
+def oxigraph_server(location: Path, *, writable: bool = False) -> Iterator[str]:
+    """Run the ``oxigraph`` server on ``location`` at 127.0.0.1; yield its query URL (a
+    writable one takes updates at the sibling ``/update``)."""
+    binary = oxigraph_binary()
     port = free_port()
     process = subprocess.Popen(
-        [binary, "serve-read-only", "--location", str(location), "--bind", f"127.0.0.1:{port}"],
+        [binary, "serve" if writable else "serve-read-only", "--location", str(location),
+         "--bind", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/query"
     try:
@@ -69,6 +74,17 @@ def oxigraph_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def oxigraph_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a read-only oxigraph server loaded with the fixture graph."""
+    binary = oxigraph_binary()
+    location = tmp_path_factory.mktemp("oxigraph") / "db"
+    subprocess.run([binary, "load", "--location", str(location), "--file", str(FIXTURE_GRAPH)],
+                   check=True, capture_output=True, timeout=120)
+    with oxigraph_server(location) as url:
+        yield url
 
 
 @dataclass

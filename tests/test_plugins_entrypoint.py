@@ -50,8 +50,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[metadata.Dis
         pass
     target = tmp_path_factory.mktemp("plugin-target")
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(PLUGIN_DIR)],
+        [sys.executable, "-m", "pip", "install", "--target", str(target),  # never the venv
+         "--quiet", "--no-deps", "--no-build-isolation", "--no-index", str(PLUGIN_DIR)],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     sys.path.insert(0, str(target))

@@ -9,9 +9,6 @@ pipeline serves it.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Reply, ScriptedServer
-from service_process import free_port, running_service
+from conftest import Reply, ScriptedServer, oxigraph_server
+from service_process import running_service
 
 QUESTION = "Who is the author of The Hitchhiker's Guide to the Galaxy?"
 GOOD = "SELECT ?a WHERE { wd:Q25338 wdt:P50 ?a }"
@@ -36,28 +33,8 @@ OUT_GRAPH = "urn:graph:qanary-out"
 @pytest.fixture(scope="module")
 def triplestore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A writable oxigraph server; yields its query URL (updates at the sibling /update)."""
-    binary = shutil.which("oxigraph", path=str(Path(sys.executable).parent)) or shutil.which("oxigraph")
-    if binary is None:
-        pytest.fail("the oxigraph server is not installed (pip install oxigraph)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "serve", "--location", str(tmp_path_factory.mktemp("qanary") / "db"),
-         "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/query"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url, params={"query": "ASK {}"}, timeout=2).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail("the oxigraph server did not start")
-                time.sleep(0.1)
+    with oxigraph_server(tmp_path_factory.mktemp("qanary") / "db", writable=True) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
