@@ -52,58 +52,16 @@ def check_case(validator: Any, name: str, query: str) -> Case:
 DRIP_TIMEOUT_S = 3.0
 
 
-def _drip_server(head: bytes, body: bytes, every_s: float, drip_head: bool) -> tuple[str, object]:
-    """A server on 127.0.0.1 that sends ``head`` (dripped when ``drip_head``) then ``body``
-    one byte every ``every_s`` seconds; returns its URL and a stop event."""
-    import socket
-    import threading
-
-    stop = threading.Event()
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.2)
-
-    def handle(conn: socket.socket) -> None:
-        with conn:
-            try:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    request += data
-                data = head + body if drip_head else body
-                if not drip_head:
-                    conn.sendall(head)
-                for i in range(len(data)):
-                    if stop.is_set():
-                        return
-                    conn.sendall(data[i:i + 1])
-                    time.sleep(every_s)
-            except OSError:
-                return
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-        listener.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return f"http://127.0.0.1:{listener.getsockname()[1]}/sparql", stop
-
-
 def batch_and_endpoint_cases() -> list[Case]:
     """A ``rerank --jsonl`` line with 10,000 candidates (target 2 s to its ``invalid_input``
     line), and endpoints that drip their answer, body or headers one byte per 0.5 s with
     ``--timeout 3`` (target: the timeout + 1 s)."""
     import contextlib
     import io
+    import socket
     import tempfile
+
+    from test_execution_bounds import RawServer  # the tests' scripted raw-socket server
 
     from kgqa_validator.cli import main as cli_main
     from kgqa_validator.config import Settings
@@ -127,18 +85,25 @@ def batch_and_endpoint_cases() -> list[Case]:
     body = b'{"head":{"vars":["x"]},"results":{"bindings":[]}}' * 4
 
     def drip_case(name: str, status: str, drip_head: bool) -> Case:
+        server: RawServer
         head = (f"HTTP/1.1 {status}\r\nContent-Type: application/sparql-results+json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode()
 
+        def behave(conn: socket.socket) -> None:
+            if not drip_head:
+                conn.sendall(head)
+            server.drip(conn, head + body if drip_head else body, 0.5)
+
         def run() -> dict[str, Any]:
-            url, stop = _drip_server(head, body, 0.5, drip_head)
+            nonlocal server
+            server = RawServer(behave)
             try:
-                executor = HttpExecutor(url, timeout_s=DRIP_TIMEOUT_S, cache_ttl_s=0,
+                executor = HttpExecutor(server.url, timeout_s=DRIP_TIMEOUT_S, cache_ttl_s=0,
                                         registry=EndpointRegistry())
                 execution = executor.execute(query, parse_query(query, Settings().prefixes),
                                              Settings())
             finally:
-                stop.set()  # type: ignore[attr-defined]
+                server.close()
             return {"timeout_s": DRIP_TIMEOUT_S, "status": str(execution.status)}
         return Case(name, run, target_s=DRIP_TIMEOUT_S + 1.0)
 
