@@ -75,14 +75,18 @@ def _check_input(path: Path, n: int) -> Path:
     return path
 
 
+def _uninterrupted(args: list[str], reference: Path) -> list[bytes]:
+    """The output lines of the same command run once without interruption."""
+    subprocess.run([sys.executable, "-m", "kgqa_validator.cli", *args, "--output",
+                    str(reference)], env=_env(), capture_output=True, timeout=600)
+    return reference.read_bytes().splitlines(keepends=True)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "sigint"])
 def test_check_jsonl_resume_survives_kills(tmp_path: Path, sig: int) -> None:
     source = _check_input(tmp_path / "in.jsonl", 4000)
     args = ["check", "--jsonl", str(source), "--no-plugins", "--workers", "2"]
-    reference = tmp_path / "reference.jsonl"
-    subprocess.run([sys.executable, "-m", "kgqa_validator.cli", *args, "--output",
-                    str(reference)], env=_env(), capture_output=True, timeout=600)
-    expected = reference.read_bytes().splitlines(keepends=True)
+    expected = _uninterrupted(args, tmp_path / "reference.jsonl")
     assert len(expected) == 4000
     _kill_and_resume(args, tmp_path / "out.jsonl", expected, kills=8, window_s=(0.2, 3.0),
                      sig=sig, seed=int(sig))
@@ -100,10 +104,7 @@ def test_rerank_jsonl_resume_survives_kills(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text("".join(rows), encoding="utf-8")
     args = ["rerank", "--jsonl", str(source), "--no-plugins", "--precision", "fp32"]
-    reference = tmp_path / "reference.jsonl"
-    subprocess.run([sys.executable, "-m", "kgqa_validator.cli", *args, "--output",
-                    str(reference)], env=_env(), capture_output=True, timeout=600)
-    expected = reference.read_bytes().splitlines(keepends=True)
+    expected = _uninterrupted(args, tmp_path / "reference.jsonl")
     assert len(expected) == 300
     _kill_and_resume(args, tmp_path / "out.jsonl", expected, kills=5, window_s=(1.0, 9.0),
                      sig=signal.SIGKILL, seed=5)
