@@ -41,7 +41,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--questions", type=int, default=90)
     parser.add_argument("--model", type=Path, help="model folder (default: the shipped model)")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "rerank_latency.json")
+    parser.add_argument("--output", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "rerank_latency.json")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

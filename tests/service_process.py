@@ -7,7 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,13 +28,19 @@ def child_env() -> dict[str, str]:
 
 
 @contextmanager
-def running_service(*args: str, startup_s: float = 120.0) -> Iterator[str]:
-    """Base URL of a service started with ``args``; stopped (SIGTERM, then kill) afterwards."""
+def running_service(*args: str, startup_s: float = 120.0,
+                    command: Sequence[str] | None = None,
+                    env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Base URL of a service started with ``args``; stopped (SIGTERM, then kill) afterwards.
+
+    ``command`` replaces ``python -m kgqa_validator.cli serve`` (the port is appended as
+    ``--port N``); ``env`` adds variables to the child's environment."""
     port = free_port()
     log = tempfile.TemporaryFile()  # a pipe nobody reads could fill and stall the server
+    argv = list(command or [sys.executable, "-m", "kgqa_validator.cli", "serve"])
     process = subprocess.Popen(
-        [sys.executable, "-m", "kgqa_validator.cli", "serve", "--port", str(port), *args],
-        env=child_env(), stdout=subprocess.DEVNULL, stderr=log)
+        [*argv, "--port", str(port), *args],
+        env={**child_env(), **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_s

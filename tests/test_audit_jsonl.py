@@ -26,7 +26,8 @@ def test_check_jsonl_maps_fields_and_lints_the_question(capsys, tmp_path):
          "sparql_wikidata": "SELECT ?x WHERE { wd:Q183 wdt:P36 ?x }"},
         {"uid": 2, "text": "What is the {capital} of {Germany}",
          "sparql_wikidata": "SELECT ?x WHERE { wd:Q183 wdt:P36 ?x }"},
-        {"uid": 3, "text": "What is the capital of Germany?", "sparql_wikidata": "SELECT ?x WHERE { wd:Q183 }"},
+        {"uid": 3, "text": "What is the capital of Germany?",
+         "sparql_wikidata": "SELECT ?x WHERE { wd:Q183 }"},
     ])
     output = tmp_path / "out.jsonl"
     code = main(["check", "--jsonl", str(source), "-o", str(output), "--question-field", "text",

@@ -38,6 +38,18 @@ def read_threshold(model_dir: Path, precision: str = "fp32") -> float:
         raise ModelError(f"{meta}: no calibrated threshold ({exc})") from exc
 
 
+class _Ticket:
+    """One caller's texts waiting for a shared model pass (:meth:`Encoder._encode_shared`)."""
+
+    __slots__ = ("done", "error", "texts", "vectors")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.vectors: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class Encoder:
     """Embeds texts with a sentence-transformers model; embeddings are cached by text.
 
@@ -58,7 +70,11 @@ class Encoder:
         self._model: Any = None
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._model_lock = threading.Lock()  # one model pass at a time (torch uses every core)
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Ticket] = []
+        self.passes = 0  # model passes so far (how much batching across callers happened)
 
     @property
     def name(self) -> str:
@@ -80,29 +96,69 @@ class Encoder:
         The request's own vectors are held in a local table until the answer is built, so the
         cache size bounds only what is kept *between* requests: a request larger than the
         cache (or one whose new texts evict its cached ones) still gets every row.
+
+        Threads that call this at the same time share model passes (see :class:`_Ticket`).
         """
         import numpy as np
 
-        with self._lock:
-            wanted = dict.fromkeys(texts)
-            held: dict[str, Any] = {}
+        wanted = dict.fromkeys(texts)
+        held: dict[str, Any] = {}
+        with self._cache_lock:
             for text in wanted:
                 vector = self._cache.get(text)
                 if vector is not None:
                     held[text] = vector
                     self._cache.move_to_end(text)
-            missing = [t for t in wanted if t not in held]
-            if missing:
-                model = self._load()
-                with computing(self.precision):
-                    vectors = model.encode(missing, batch_size=32, convert_to_numpy=True,
-                                           normalize_embeddings=True, show_progress_bar=False)
-                for text, vector in zip(missing, vectors, strict=True):
-                    held[text] = vector
-                    self._remember(text, vector)
-            if not texts:
-                return np.zeros((0, 0), dtype=np.float32)
-            return np.stack([held[t] for t in texts])
+        missing = [t for t in wanted if t not in held]
+        if missing:
+            held.update(self._encode_shared(missing))
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([held[t] for t in texts])
+
+    def _encode_shared(self, texts: list[str]) -> dict[str, Any]:
+        """Vectors of ``texts``, encoded in one model pass with whatever other threads are
+        waiting for at that moment.
+
+        A forward pass over a batch of 50 texts costs much less than five passes over 10 (the
+        per-pass overhead and the thread pool's start-up are paid once), so concurrent callers
+        (the service's request threads) queue tickets and whichever thread gets the model next
+        encodes every queued ticket at once; the others find theirs done.  No thread waits for
+        company: a lone caller encodes at once, batching happens only when callers overlap.
+        """
+        ticket = _Ticket(texts)
+        with self._pending_lock:
+            self._pending.append(ticket)
+        with self._model_lock:
+            if not ticket.done:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                self._run(batch)
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.vectors
+
+    def _run(self, batch: list[_Ticket]) -> None:
+        """Encode every ticket of ``batch`` in one pass (called holding the model lock)."""
+        distinct = list(dict.fromkeys(t for ticket in batch for t in ticket.texts))
+        try:
+            model = self._load()
+            with computing(self.precision):
+                vectors = model.encode(distinct, batch_size=32, convert_to_numpy=True,
+                                       normalize_embeddings=True, show_progress_bar=False)
+        except BaseException as exc:
+            for ticket in batch:  # every waiting caller gets the failure, none hangs
+                ticket.error = exc
+                ticket.done = True
+            raise
+        found = dict(zip(distinct, vectors, strict=True))
+        with self._cache_lock:
+            for text, vector in found.items():
+                self._remember(text, vector)
+        for ticket in batch:
+            ticket.vectors = {t: found[t] for t in ticket.texts}
+            ticket.done = True
+        self.passes += 1
 
     def _remember(self, text: str, vector: Any) -> None:
         if self._cache_size <= 0:

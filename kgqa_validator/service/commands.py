@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from kgqa_validator.types import Precision
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'kgqa-validator[service]'"
+ENV_ARGS = "KGQA_VALIDATOR_SERVE_ARGS"
+"""Options of ``kgqa-validator serve`` for an app that an ASGI server builds itself."""
 
 
 def _add_service_options(parser: argparse.ArgumentParser, port: int) -> None:
@@ -88,7 +90,8 @@ def add_service_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser
                        help="where the Qanary pipeline reaches this component "
                             "(default http://HOST:PORT)")
     add_common(serve)
-    serve.set_defaults(func=lambda args: run_serve(args, base_settings(args)))
+    serve.set_defaults(func=lambda args: run_serve(args, base_settings(args)),
+                       func_settings=base_settings)
 
     mcp = sub.add_parser(
         "mcp", help="MCP server with check_sparql, validate_candidates, explain_ids (stdio or "
@@ -144,6 +147,31 @@ def service_settings(args: argparse.Namespace, settings: Settings) -> ServiceSet
         qanary_fetch_hosts=tuple(getattr(args, "qanary_allow_host", ())),
         qanary_pipeline=getattr(args, "qanary_pipeline", None),
         public_url=getattr(args, "public_url", None), properties_file=args.properties)
+
+
+def settings_from_environment(environ: Mapping[str, str] | None = None) -> ServiceSettings | None:
+    """The settings ``kgqa-validator serve $KGQA_VALIDATOR_SERVE_ARGS`` would run with, or
+    ``None`` when the variable is not set.
+
+    ``uvicorn --factory kgqa_validator.service:create_app --workers 4`` calls ``create_app()``
+    with no arguments in every worker process: the environment is the only channel from the
+    operator to those processes, and reading it through ``serve``'s own parser means every
+    option (limits, --allow-execute, --endpoint, labels ...) is spelled, checked and
+    defaulted exactly as on the command line.  --host and --port are the ASGI server's.
+    """
+    import shlex
+
+    text = (os.environ if environ is None else environ).get(ENV_ARGS)
+    if text is None:
+        return None
+    from kgqa_validator.cli.main import build_parser
+    from kgqa_validator.errors import UsageError
+
+    try:
+        args = build_parser().parse_args(["serve", *shlex.split(text)])
+        return service_settings(args, args.func_settings(args))
+    except (ValueError, UsageError, ConfigurationError) as exc:
+        raise ConfigurationError(f"{ENV_ARGS}: {exc}") from None
 
 
 def _warn_if_exposed(host: str) -> None:
