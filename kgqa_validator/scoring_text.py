@@ -42,7 +42,7 @@ def label_token(label: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def _namespaces(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+def standard_namespaces(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     """(namespace, standard prefix), longest namespace first, the standard names winning."""
     chosen: dict[str, str] = {}
     for prefix, namespace in items:
@@ -100,7 +100,7 @@ def _label_service_spans(tokens: list[Token], start: int, namespaces: tuple[tupl
         k = i + 1
         if tokens[k].kind == "word" and tokens[k].upper == "SILENT":
             k += 1
-        if k + 1 >= len(tokens) or _expand(tokens[k], declared, prefixes) != LABEL_SERVICE:
+        if k + 1 >= len(tokens) or expand_term(tokens[k], declared, prefixes) != LABEL_SERVICE:
             continue
         if tokens[k + 1].text != "{":
             continue
@@ -108,7 +108,10 @@ def _label_service_spans(tokens: list[Token], start: int, namespaces: tuple[tupl
     return dropped
 
 
-def _expand(token: Token, declared: Mapping[str, str], prefixes: Mapping[str, str]) -> str | None:
+def expand_term(token: Token, declared: Mapping[str, str],
+                prefixes: Mapping[str, str]) -> str | None:
+    """The full IRI of an IRI or prefixed-name token (``None``: another token, or an
+    undeclared prefix)."""
     if token.kind == "iri":
         return token.text[1:-1]
     if token.kind == "pname":
@@ -123,7 +126,7 @@ def canonical_terms(sparql: str, prefixes: Mapping[str, str] | None = None) -> l
     prefixes = dict(WIKIDATA_PREFIXES) if prefixes is None else prefixes
     tokens = tokenize(sparql)
     start, declared, base = prologue(tokens)
-    namespaces = _namespaces(tuple(sorted({**prefixes, **declared}.items())))
+    namespaces = standard_namespaces(tuple(sorted({**prefixes, **declared}.items())))
     dropped = _label_service_spans(tokens, start, namespaces, declared, prefixes)
     terms: list[str] = []
     for i in range(start, len(tokens)):
@@ -134,7 +137,7 @@ def canonical_terms(sparql: str, prefixes: Mapping[str, str] | None = None) -> l
         if kind == "iri":
             terms.append(compact_iri(resolve_iri(text[1:-1], base), namespaces))
         elif kind == "pname":
-            iri = _expand(token, declared, prefixes)
+            iri = expand_term(token, declared, prefixes)
             terms.append(compact_iri(iri, namespaces) if iri is not None else text)
         elif kind == "word":
             terms.append(text.lower() if text.upper() in SPARQL_WORDS else text)

@@ -224,10 +224,12 @@ class Validator:
         """Check, score, decide (and, if asked, execute) candidates for ``question``.
 
         Raises:
-            InvalidInputError: as :meth:`check`.
+            InvalidInputError: as :meth:`check`, and for more than
+                ``settings.max_candidates`` candidates (each is parsed and embedded: an
+                unbounded list is unbounded work and memory).
         """
         q = Question(_question(question))
-        items, problems = _candidates(candidates)
+        items, problems = _candidates(candidates, self.settings.max_candidates)
         question_diagnostics = _flatten(
             self.pm.hook.kgqa_check_question(question=q, settings=self.settings))
         assessments = self.score(q, _flag_inputs(self.check_candidates(q, items), problems))
@@ -262,15 +264,19 @@ def _question(question: object) -> str:
     return question
 
 
-def _candidates(sparql: object) -> tuple[list[Candidate], dict[int, Diagnostic]]:
+def _candidates(sparql: object, limit: int | None = None) -> tuple[list[Candidate], dict[int, Diagnostic]]:
     """Candidates, and an ``invalid_input`` diagnostic for each one that is not a ``str``
-    (it is checked as an empty query, so that one bad item does not cost the others)."""
+    (it is checked as an empty query, so that one bad item does not cost the others);
+    :class:`InvalidInputError` past ``limit`` candidates (read no further than that)."""
     if isinstance(sparql, (str, bytes)) or not isinstance(sparql, Iterable):
         raise InvalidInputError(
             f"candidates must be a list of query strings, not {type(sparql).__name__}")
     candidates: list[Candidate] = []
     problems: dict[int, Diagnostic] = {}
     for i, text in enumerate(sparql):
+        if limit is not None and i >= limit:
+            raise InvalidInputError(f"more than {limit:,} candidates for one question "
+                                    "(Settings.max_candidates)")
         if isinstance(text, str):
             candidates.append(Candidate(text, i))
             continue

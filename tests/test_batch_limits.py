@@ -94,3 +94,19 @@ def test_rerank_jsonl_2000_lines_of_10_candidates_completes(tmp_path: Path) -> N
     rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [r["n"] for r in rows] == list(range(2000))
     assert all(len(r["ranking"]) == 10 for r in rows)
+
+
+def test_the_python_api_bounds_the_candidates_and_reads_no_further() -> None:
+    import itertools
+
+    from kgqa_validator.config import Settings
+    from kgqa_validator.errors import InvalidInputError
+    from kgqa_validator.validator import Validator
+
+    validator = Validator(Settings(max_candidates=3), autoload=False, block=["scoring"])
+    assert len(validator.validate("Who is human?", [VALID] * 3).verdicts) == 3
+    with pytest.raises(InvalidInputError, match="more than 3 candidates"):
+        validator.validate("Who is human?", [VALID] * 4)
+    # An endless generator is refused after the limit, not read forever.
+    with pytest.raises(InvalidInputError):
+        validator.validate("Who is human?", itertools.repeat(VALID))

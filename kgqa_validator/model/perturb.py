@@ -26,10 +26,17 @@ from dataclasses import dataclass
 from kgqa_validator.parsing.lexer import Token, tokenize
 from kgqa_validator.prefixes import WIKIDATA_PREFIXES
 from kgqa_validator.properties import PropertyTable
-from kgqa_validator.scoring_text import _expand, _namespaces, compact_iri, join_terms, prologue, term_id
+from kgqa_validator.scoring_text import (
+    compact_iri,
+    expand_term,
+    join_terms,
+    prologue,
+    standard_namespaces,
+    term_id,
+)
 
 KINDS = ("property", "entity", "swap", "form", "count", "order", "drop")
-_NAMESPACES = _namespaces(tuple(sorted(WIKIDATA_PREFIXES.items())))
+_NAMESPACES = standard_namespaces(tuple(sorted(WIKIDATA_PREFIXES.items())))
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ def _read(sparql: str) -> _Query:
     start, declared, _ = prologue(tokens)
     ids: list[tuple[str, str] | None] = []
     for token in tokens:
-        iri = _expand(token, declared, WIKIDATA_PREFIXES) if token.kind in ("pname", "iri") else None
+        iri = expand_term(token, declared, WIKIDATA_PREFIXES) if token.kind in ("pname", "iri") else None
         ids.append(term_id(compact_iri(iri, _NAMESPACES)) if iri else None)
     return _Query(tokens, [t.text for t in tokens], ids, start)
 
