@@ -37,7 +37,11 @@ class Settings:
     ``consensus`` lets the candidates' agreement with each other take part in the ranking
     where a request has three or more valid candidates, blended with the encoder's score with
     weight ``consensus_weight`` (0: encoder only, 1: consensus only among the candidates the
-    encoder accepts); see :mod:`kgqa_validator.builtin.combine`.
+    encoder accepts); ``consensus_accepts`` keeps the candidate the others agree with most
+    even below the encoder's threshold; see :mod:`kgqa_validator.builtin.combine`.
+    ``reject_outranked`` rejects an accepted candidate one term away from a better-ranked
+    accepted one (another entity, property or direction: both cannot be right); see
+    :mod:`kgqa_validator.builtin.decide`.
     ``property_table`` uses the property table shipped with the package (labels for every
     property id, datatypes for the lints, ``unknown_id`` for a property that does not exist);
     ``demote_mismatches`` ranks a candidate whose form or datatypes contradict the question
@@ -69,6 +73,8 @@ class Settings:
     endpoint_labels: bool = False
     consensus: bool = True
     consensus_weight: float = 0.5
+    consensus_accepts: bool = True
+    reject_outranked: bool = True
     # Candidates one rerank request may hold: each is parsed and embedded, so an unbounded
     # list is unbounded work and memory; the CLI answers a longer one with invalid_input.
     max_candidates: int = 1000

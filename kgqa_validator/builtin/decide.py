@@ -17,6 +17,16 @@ executed, an accepted candidate with a non-empty answer moves ahead of accepted 
 with an empty answer whose score is at most ``EXECUTION_MARGIN`` higher: close scores are a
 coin toss, an empty answer is evidence.
 Without a scorer, valid candidates come before invalid ones in input order.
+
+Then (``settings.reject_outranked``, the default) an accepted candidate that is a *near
+variant* of a better-ranked accepted candidate is rejected as ``outranked``: their
+structural forms (:mod:`kgqa_validator.structure_key`: PREFIX-free, variables renamed) have
+the same tokens but for one or two (``MAX_SUBSTITUTIONS``) substituted ones: another entity,
+another property, a literal, subject and object swapped, ASC for DESC.  Two such queries ask
+different things of the same shape, so at most one answers the question, and the ranking
+already says which.  Copies of the same query are not outranked by each other, and a
+candidate that adds or drops anything (DISTINCT, a triple, COUNT, a property path) is not a
+near variant: it may be an equally right way to ask.
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ PRODUCER = "decide"
 MISMATCHES = frozenset({"form_mismatch", "datatype_mismatch"})
 """Diagnostic codes that demote a candidate (``Settings.demote_mismatches``)."""
 EXECUTION_MARGIN = 0.05
+MAX_SUBSTITUTIONS = 2  # a subject/object swap substitutes two tokens
+MAX_KEPT = 64  # accepted candidates each one is compared with: bounded work on 1,000
 _REJECTING_EXECUTION = {"rejected", "invalid_response", "refused"}
 
 
@@ -48,6 +60,13 @@ def _decide_one(assessment: Assessment, settings: Settings) -> tuple[Decision, t
             f"score {assessment.score:.3f} is below the rejection threshold {threshold:.3f}: "
             "the query does not seem to answer the question", producer=PRODUCER)
         return Decision.REJECTED, (*diagnostics, note)
+    if any(s.threshold is not None and s.value < s.threshold and s.producer != "consensus"
+           for s in assessment.scores):
+        note = Diagnostic(
+            "accepted_by_consensus", Severity.INFO,
+            "the encoder scored every candidate below its threshold; this one is kept because "
+            "the other candidates agree with it most", producer=PRODUCER)
+        return Decision.ACCEPTED, (*diagnostics, note)
     return Decision.ACCEPTED, diagnostics
 
 
@@ -75,8 +94,13 @@ def kgqa_decide(
 
     ordered = sorted(decided, key=key)
     accepted = [d for d in ordered if d[1] is Decision.ACCEPTED]
+    rejected = [d for d in ordered if d[1] is not Decision.ACCEPTED]
     if any(d[0].execution is not None for d in accepted):
-        ordered = _prefer_answers(accepted) + [d for d in ordered if d[1] is not Decision.ACCEPTED]
+        accepted = _prefer_answers(accepted)
+    if settings.reject_outranked and len(accepted) > 1:
+        accepted, outranked = _outrank(accepted, settings)
+        rejected = outranked + rejected
+    ordered = accepted + rejected
     return [
         Verdict(a.candidate, decision, rank, a.valid, a.score, diags, a.execution, PRODUCER)
         for rank, (a, decision, diags) in enumerate(ordered, 1)
@@ -99,3 +123,40 @@ def _prefer_answers(
                 result.insert(i, result.pop(j))
                 break
     return result
+
+
+def near_variant(a: Sequence[str], b: Sequence[str]) -> int:
+    """How many tokens two structural forms substitute (0 when they are not near variants:
+    the same query, or different lengths, or more than ``MAX_SUBSTITUTIONS``)."""
+    if len(a) != len(b):
+        return 0
+    differing = sum(x != y for x, y in zip(a, b, strict=True))
+    return differing if differing <= MAX_SUBSTITUTIONS else 0
+
+
+def _outrank(
+    accepted: list[tuple[Assessment, Decision, tuple[Diagnostic, ...]]], settings: Settings,
+) -> tuple[list[tuple[Assessment, Decision, tuple[Diagnostic, ...]]],
+           list[tuple[Assessment, Decision, tuple[Diagnostic, ...]]]]:
+    """Split the accepted candidates (best first) into those kept and those outranked."""
+    from kgqa_validator.structure_key import structure
+
+    kept: list[tuple[Assessment, Decision, tuple[Diagnostic, ...]]] = []
+    seen: list[tuple[int, Sequence[str]]] = []  # (rank among kept, structural tokens)
+    outranked = []
+    for item in accepted:
+        tokens = structure(item[0].candidate.sparql, settings.prefixes).tokens
+        better = next(((rank, n) for rank, other in seen[:MAX_KEPT]
+                       if (n := near_variant(tokens, other))), None)
+        if better is None:
+            seen.append((len(kept) + 1, tokens))
+            kept.append(item)
+            continue
+        rank, substituted = better
+        terms = "one term" if substituted == 1 else f"{substituted} terms"
+        note = Diagnostic(
+            "outranked", Severity.WARNING,
+            f"the candidate ranked {rank} is the same query but for {terms} and scores "
+            "higher: both cannot answer the question", producer=PRODUCER)
+        outranked.append((item[0], Decision.REJECTED, (*item[2], note)))
+    return kept, outranked
