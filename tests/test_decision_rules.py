@@ -131,3 +131,20 @@ def test_the_shipped_model_with_labels_keeps_birth_over_death() -> None:
     death = next(v for v in report.verdicts if v.candidate.sparql == DEATH)
     assert death.decision is Decision.REJECTED
     assert {"outranked", "below_threshold"} & {d.code for d in death.diagnostics}
+
+
+def test_cli_switches(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from kgqa_validator.cli import main
+
+    def run(*extra: str) -> list[dict]:
+        code = main(["rerank", "--no-plugins", "--json", "--threshold", "-1", *extra,
+                     "-q", BORN, RIGHT, DEATH])
+        assert code == 0
+        return json.loads(capsys.readouterr().out)["ranking"]
+
+    default = run()
+    assert [r["verdict"] for r in default] == ["accepted", "rejected"]
+    assert [d["code"] for d in default[1]["diagnostics"]] == ["outranked"]
+    assert [r["verdict"] for r in run("--keep-outranked")] == ["accepted", "accepted"]

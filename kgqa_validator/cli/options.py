@@ -86,6 +86,12 @@ def add_scoring(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--consensus-weight", type=float, metavar="W",
                         help="weight of the candidates' agreement against the encoder, 0-1 "
                              "(default 0.5; used with 3 or more valid candidates)")
+    parser.add_argument("--keep-outranked", action="store_true",
+                        help="accept a candidate one or two terms away from a better one "
+                             "(default: rejected as outranked)")
+    parser.add_argument("--no-consensus-accepts", action="store_true",
+                        help="when the encoder rejects every candidate, reject them all "
+                             "(default: the one the others agree with most is kept)")
     add_endpoint(parser)
 
 
@@ -150,6 +156,8 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
             property_table=not args.no_property_table,
             demote_mismatches=not args.no_demote,
             consensus=not args.no_consensus,
+            consensus_accepts=not args.no_consensus_accepts,
+            reject_outranked=not args.keep_outranked,
             max_candidates=args.max_candidates,
         )
         if args.consensus_weight is not None:
