@@ -390,3 +390,17 @@ def test_validating_never_calls_a_service(validator: Validator,
         assert "external_service" in codes(assessment)
     time.sleep(0.3)
     assert seen == []
+
+
+def test_the_parser_pool_remembers_recent_results_but_not_long_queries() -> None:
+    from kgqa_validator.parsing.guard import CACHED_MAX_CHARS, ParserPool
+    from kgqa_validator.prefixes import WIKIDATA_PREFIXES
+
+    query = "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 }"
+    long_query = "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 } #" + "x" * CACHED_MAX_CHARS
+    with ParserPool(WIKIDATA_PREFIXES, workers=1) as pool:
+        first = pool.parse_many([query, long_query])
+        again = pool.parse_many([long_query, query, query])
+        assert again[1] is first[0] and again[2] is first[0]  # no second round trip
+        assert again[0] is not first[1] and again[0] == first[1]  # parsed again, same answer
+        assert all(p.valid_syntax for p in again)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection
@@ -109,6 +109,11 @@ class _Worker(WorkerProcess):
         return answers
 
 
+RESULT_CACHE = 2048
+CACHED_MAX_CHARS = 4000  # with RESULT_CACHE, at most ~8 M characters held
+TRANSIENT = frozenset({"parse_timeout", "parse_failed"})
+
+
 class ParserPool:
     """Parse many candidates on ``workers`` processes with a per-candidate time limit.
 
@@ -128,6 +133,8 @@ class ParserPool:
         worker_options = {**self.options, "structure_timeout_s": timeout_s / 2}
         self.workers = [_Worker(worker_options) for _ in range(max(0, workers))]
         self._lock = threading.Lock()
+        self._results: OrderedDict[str, ParsedQuery] = OrderedDict()
+        self._results_lock = threading.Lock()
 
     def close(self) -> None:
         for worker in self.workers:
@@ -173,7 +180,38 @@ class ParserPool:
                     pending.extendleft(reversed(unanswered))
 
     def parse_many(self, texts: Sequence[str]) -> list[ParsedQuery]:
-        """Parse ``texts``; results in the same order."""
+        """Parse ``texts``; results in the same order.
+
+        Recent results are remembered (``RESULT_CACHE`` queries of at most
+        ``CACHED_MAX_CHARS``): a reranker sees the same candidates again and again (beams,
+        repeated requests to the service, one candidate set scored several ways), and a parse
+        costs a round trip to a worker.  A parse that timed out or failed is not remembered:
+        it says more about the machine's load at the time than about the query.
+        """
+        known: dict[int, ParsedQuery] = {}
+        with self._results_lock:
+            for i, text in enumerate(texts):
+                found = self._results.get(text)
+                if found is not None:
+                    self._results.move_to_end(text)
+                    known[i] = found
+        if len(known) == len(texts):
+            return [known[i] for i in range(len(texts))]
+        missing = [i for i in range(len(texts)) if i not in known]
+        fresh = self._parse_uncached([texts[i] for i in missing])
+        with self._results_lock:
+            for i, parsed in zip(missing, fresh, strict=True):
+                known[i] = parsed
+                text = texts[i]
+                if len(text) <= CACHED_MAX_CHARS and not any(
+                        d.code in TRANSIENT for d in parsed.diagnostics):
+                    self._results[text] = parsed
+                    self._results.move_to_end(text)
+            while len(self._results) > RESULT_CACHE:
+                self._results.popitem(last=False)
+        return [known[i] for i in range(len(texts))]
+
+    def _parse_uncached(self, texts: Sequence[str]) -> list[ParsedQuery]:
         if not self.workers:
             return [parse_query(t, **self.options) for t in texts]
         results: list[ParsedQuery | None] = [None] * len(texts)
