@@ -146,10 +146,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from kgqa_validator.model.evaluate import evaluate_models
 
     if args.llm_candidates is not None:
+        from kgqa_validator.config import Settings
         from kgqa_validator.model import evaluate_candidates as llm
 
-        result = llm.evaluate_llm_candidates(args.llm_candidates, limit=args.limit,
+        if len(args.model or []) > 1 or len(args.precision or []) > 1:
+            raise UsageError("evaluate --llm-candidates: one --model and one --precision at a time")
+        settings = Settings(
+            model_path=args.model[0] if args.model else None,
+            precision=Precision(args.precision[0]) if args.precision else Precision.FP32,
+            property_table=not args.no_property_table)
+        result = llm.evaluate_llm_candidates(args.llm_candidates, settings, limit=args.limit,
                                              weights=llm.SENSITIVITY, progress=not args.quiet)
+        result["model"] = str(args.model[0]) if args.model else "shipped"
         print("\n".join(llm.format_result(result)))
         if args.test is None:
             if args.output_json is not None:
