@@ -124,7 +124,12 @@ def test_majority_wins_a_tie() -> None:
     assert report.scorer == "combined"
     assert {v.candidate.index for v in report.verdicts[:3]} == {1, 2, 3}
     assert report.verdicts[-1].candidate.index == 0
-    assert all(v.decision is Decision.ACCEPTED for v in report.verdicts)  # nothing rejected
+    # Nothing is rejected for its score; the odd one out is one term away from the better
+    # ranked majority, so it is outranked (tests/test_decision_rules.py), unless switched off.
+    assert [v.decision for v in report.verdicts] == [Decision.ACCEPTED] * 3 + [Decision.REJECTED]
+    assert [d.code for d in report.verdicts[-1].diagnostics] == ["outranked"]
+    kept = tied(reject_outranked=False).validate(BORN, [RIGHT, *majority])
+    assert all(v.decision is Decision.ACCEPTED for v in kept.verdicts)
     # Switched off: the tie stays a tie, broken by input order.
     off = tied(consensus=False).validate(BORN, [RIGHT, *majority])
     assert off.scorer == "encoder"

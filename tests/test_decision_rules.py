@@ -148,3 +148,11 @@ def test_cli_switches(capsys: pytest.CaptureFixture[str]) -> None:
     assert [r["verdict"] for r in default] == ["accepted", "rejected"]
     assert [d["code"] for d in default[1]["diagnostics"]] == ["outranked"]
     assert [r["verdict"] for r in run("--keep-outranked")] == ["accepted", "accepted"]
+
+
+def test_without_a_scorer_nothing_is_outranked() -> None:
+    # Input order is no evidence of which near variant is right.
+    pm = get_plugin_manager(autoload=False, block=["scoring", "consensus", "execute",
+                                                   "endpoint_labels"])
+    report = Validator(Settings(), plugin_manager=pm).validate(BORN, [DEATH, RIGHT])
+    assert [v.decision for v in report.verdicts] == [Decision.ACCEPTED, Decision.ACCEPTED]

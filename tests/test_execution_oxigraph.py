@@ -201,9 +201,12 @@ def test_validator_executes_valid_candidates(kind, oxigraph_endpoint, tmp_path):
     assert ask.execution is not None and ask.execution.boolean is True
     assert right.decision is Decision.ACCEPTED
     data = report.to_dict()
-    # No scorer: valid candidates in input order, the right one (an answer) first.
+    # The encoder blocked, the consensus ranks (nothing rejected for its score): the right one
+    # (an answer, and closest to the others) first; the empty one is the same query but for
+    # the property, so it is outranked.
     assert [(r["index"], r["verdict"]) for r in data["ranking"]] == [
-        (0, "accepted"), (1, "accepted"), (3, "accepted"), (2, "rejected")]
+        (0, "accepted"), (3, "accepted"), (1, "rejected"), (2, "rejected")]
+    assert "outranked" in [d.code for d in empty.diagnostics]
     assert data["ranking"][0]["execution"]["status"] == "ok"
     expected_endpoint = oxigraph_endpoint if kind == "http" else f"embedded:{FIXTURE_GRAPH}"
     assert right.execution.endpoint == expected_endpoint

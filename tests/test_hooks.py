@@ -212,7 +212,9 @@ def test_kgqa_resolve_labels() -> None:
 
 def test_kgqa_score() -> None:
     scorer = FakeScorer(threshold=0.5)
-    validator = Validator(plugin_manager=manager(scorer, FirstScoreWins()))
+    # Near variants stay accepted here: this is about scores (tests/test_decision_rules.py).
+    validator = Validator(Settings(reject_outranked=False),
+                          plugin_manager=manager(scorer, FirstScoreWins()))
     unrelated = "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 }"
     partly = "SELECT ?x WHERE { wd:Q25338 wdt:P31 ?x }"
     # Question words x, q25338, author (P50 as the scoring text names it): QUERY has all
@@ -372,7 +374,9 @@ def test_builtin_decision_uses_execution_results() -> None:
                              producer="executor")
 
     queries = {q: f"SELECT ?x WHERE {{ ?x wdt:P31 wd:{q} }}" for q in scores}
-    validator = Validator(Settings(execute=True),
+    # The five queries are near variants of each other: outranking is switched off to see
+    # the execution rule alone (tests/test_decision_rules.py has the outranking).
+    validator = Validator(Settings(execute=True, reject_outranked=False),
                           plugin_manager=manager(Scorer(), Executor(), FirstScoreWins()))
     # Executed are the best three: Q5, Q1, Q2.
     report = validator.validate("Which?", list(queries.values()))

@@ -24,7 +24,8 @@ structural forms (:mod:`kgqa_validator.structure_key`: PREFIX-free, variables re
 the same tokens but for one or two (``MAX_SUBSTITUTIONS``) substituted ones: another entity,
 another property, a literal, subject and object swapped, ASC for DESC.  Two such queries ask
 different things of the same shape, so at most one answers the question, and the ranking
-already says which.  Copies of the same query are not outranked by each other, and a
+already says which (candidates without a score, when no scorer ran, are never compared).
+Copies of the same query are not outranked by each other, and a
 candidate that adds or drops anything (DISTINCT, a triple, COUNT, a property path) is not a
 near variant: it may be an equally right way to ask.
 """
@@ -145,6 +146,9 @@ def _outrank(
     seen: list[tuple[int, Sequence[str]]] = []  # (rank among kept, structural tokens)
     outranked = []
     for item in accepted:
+        if item[0].score is None:  # no scorer: input order is no evidence of which is right
+            kept.append(item)
+            continue
         tokens = structure(item[0].candidate.sparql, settings.prefixes).tokens
         better = next(((rank, n) for rank, other in seen[:MAX_KEPT]
                        if (n := near_variant(tokens, other))), None)
@@ -156,7 +160,7 @@ def _outrank(
         terms = "one term" if substituted == 1 else f"{substituted} terms"
         note = Diagnostic(
             "outranked", Severity.WARNING,
-            f"the candidate ranked {rank} is the same query but for {terms} and scores "
+            f"the candidate ranked {rank} is the same query but for {terms} and ranks "
             "higher: both cannot answer the question", producer=PRODUCER)
         outranked.append((item[0], Decision.REJECTED, (*item[2], note)))
     return kept, outranked
