@@ -249,7 +249,7 @@ def main() -> int:
     parser.add_argument("--inprocess-cap", type=int, default=3000)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--workers", type=int, default=4,
+    parser.add_argument("--workers", type=int, default=2,
                         help="the service's --workers (requests in the pipeline at once)")
     parser.add_argument("--output", type=Path,
                         default=ROOT / "benchmarks" / "results" / "service_load.json")

@@ -176,7 +176,9 @@ def _evaluate_decisions(folder: Path, precision: str, sets: Mapping[str, Any],
             ranked.append([v.candidate.index for v in report.verdicts])
             decided = {v.candidate.index: v.decision is Decision.ACCEPTED for v in report.verdicts}
             accepted.append([decided[i] for i in range(len(cset.candidates))])
-            scores = {v.candidate.index: v.score for v in report.verdicts if v.score is not None}
+            # The encoder's own cosine (not the combined score): how far the encoder alone gets.
+            scores = {v.candidate.index: s.value for v in report.verdicts for s in v.scores
+                      if s.producer == "encoder"}
             gold = scores.get(cset.gold)
             encoder_hits += gold is not None and all(
                 s < gold for i, s in scores.items() if i != cset.gold)
