@@ -216,6 +216,7 @@ class Assessment:
     threshold: float | None = None
     scored_text: str = ""
     execution: Execution | None = None
+    score_detail: str = ""  # the combined score's ``detail`` (how the scores were joined)
 
     @property
     def valid(self) -> bool:

@@ -193,7 +193,8 @@ class Validator:
         by_index = {
             a.candidate.index: replace(
                 a, scores=tuple(r[k] for r in results), score=combined[k].value,
-                threshold=combined[k].threshold, scored_text=texts[k])
+                threshold=combined[k].threshold, scored_text=texts[k],
+                score_detail=combined[k].detail)
             for k, a in enumerate(valid)
         }
         return [by_index.get(a.candidate.index, a) for a in assessments]

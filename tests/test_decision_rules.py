@@ -53,7 +53,9 @@ class ScoreTable:
     @hookimpl
     def kgqa_score(self, question: Question, candidates: Sequence[Candidate],
                    texts: Sequence[str], settings: Settings) -> Sequence[Score]:
-        return [Score(self.scores[c.sparql], "encoder", self.threshold) for c in candidates]
+        # As the shipped scorer: an explicit Settings.threshold replaces the model's.
+        threshold = settings.threshold if settings.threshold is not None else self.threshold
+        return [Score(self.scores[c.sparql], "encoder", threshold) for c in candidates]
 
 
 def validator(scores: Mapping[str, float], **settings: object) -> Validator:
@@ -86,6 +88,22 @@ def test_a_near_variant_of_a_better_candidate_is_outranked() -> None:
 def test_copies_and_wider_queries_are_not_outranked() -> None:
     scores = {RIGHT: 0.8, RIGHT_SPELLED: 0.79, DISTINCT: 0.7, COUNTED: 0.3}
     report = validator(scores, consensus=False).validate(BORN, list(scores))
+    assert all(v.decision is Decision.ACCEPTED for v in report.verdicts)
+
+
+def test_equivalent_spellings_ties_and_label_boilerplate_are_not_outranked() -> None:
+    columns = ("SELECT ?a ?b WHERE { ?a wdt:P26 ?b }", "SELECT ?b ?a WHERE { ?a wdt:P26 ?b }")
+    filters = ("SELECT ?x ?y WHERE { ?x wdt:P26 ?y FILTER(?x = ?y) }",
+               "SELECT ?x ?y WHERE { ?x wdt:P26 ?y FILTER(?y = ?x) }")
+    label = 'SELECT ?p ?pLabel WHERE { wd:Q42 wdt:P19 ?p SERVICE wikibase:label { bd:serviceParam wikibase:language "%s" } }'
+    languages = (label % "en", label % "[AUTO_LANGUAGE],en")
+    for pair in (columns, filters, languages):
+        report = validator(dict(zip(pair, (0.8, 0.7), strict=True)), consensus=False).validate(
+            "Who is married to whom?", list(pair))
+        assert all(v.decision is Decision.ACCEPTED for v in report.verdicts), pair
+    # Equal scores: input order would decide, so nobody is outranked.
+    tie = {RIGHT: 0.5, DEATH: 0.5, OTHER_ENTITY: 0.5}
+    report = validator(tie, consensus=False).validate(BORN, list(tie))
     assert all(v.decision is Decision.ACCEPTED for v in report.verdicts)
 
 

@@ -49,3 +49,20 @@ def test_a_wrong_option_in_the_environment_is_one_line_and_no_server() -> None:
     assert len(lines) == 1 and "KGQA_VALIDATOR_SERVE_ARGS" in lines[0]
     assert "--max-candidates" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_environment_options_are_checked_like_the_command_line(tmp_path) -> None:
+    import pytest
+
+    from kgqa_validator.errors import ConfigurationError
+    from kgqa_validator.service.commands import ENV_ARGS, settings_from_environment
+
+    assert settings_from_environment({}) is None
+    big = settings_from_environment({ENV_ARGS: "--max-candidates 5000"})
+    assert big is not None and big.max_candidates == 5000
+    assert big.validator.max_candidates >= 5000  # the validator admits what the service admits
+    broken = tmp_path / "labels.json"
+    broken.write_text("{not json", encoding="utf-8")
+    for value in ("--help", "--max-candidates zero", f"--labels {broken}", "--threshold 'nan"):
+        with pytest.raises(ConfigurationError, match=ENV_ARGS):
+            settings_from_environment({ENV_ARGS: value})

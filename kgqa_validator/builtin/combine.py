@@ -23,8 +23,8 @@ calibrated on LC-QuAD-shaped and generator-like pairs; on queries written in oth
 it rejected every candidate of 8% of the questions of real LLM candidate sets, while the
 candidate most generators converged on is right more often than any other.  So a request
 with three or more valid candidates always keeps one answer; when the encoder accepts any
-candidate, agreement among the others is no evidence and nothing else changes.  An explicit
-``--threshold`` is a hard cut applied after this (the lift is to the model's ``t``).
+candidate, agreement among the others is no evidence and nothing else changes.  With an
+explicit ``--threshold`` (``settings.threshold``) nothing is lifted: it is the user's hard cut.
 
 Without a threshold the score is the plain blend ``(1 - w) * e + w * c``; with the consensus
 alone (encoder blocked) the score is ``c`` and nothing is rejected for its score.
@@ -39,6 +39,8 @@ from kgqa_validator.config import Settings
 from kgqa_validator.types import Score
 
 CONSENSUS = "consensus"
+ACCEPTED_BY_CONSENSUS = "every candidate is below the threshold; kept: the others agree with it most"
+"""The ``detail`` of a score the consensus lifted (the decision notes it)."""
 
 
 def _mean(per_candidate: Sequence[Score]) -> Score:
@@ -77,8 +79,7 @@ def accepted_by_consensus(base: Score, consensus: Score, weight: float) -> Score
         return blend(base, consensus, weight)
     blended = (1 - weight) * e + weight * (t + (1 - t) * c)
     return Score(max(t, blended), f"{base.producer}+{consensus.producer}", t,
-                 "every candidate is below the threshold; accepted: the others agree with it "
-                 "most")
+                 ACCEPTED_BY_CONSENSUS)
 
 
 def combine(scores: Sequence[Sequence[Score]], settings: Settings) -> list[Score] | None:
@@ -89,7 +90,9 @@ def combine(scores: Sequence[Sequence[Score]], settings: Settings) -> list[Score
              [s for s in per_candidate if s.producer != CONSENSUS])
             for per_candidate in zip(*scores, strict=True)]
     choice = None
-    if settings.consensus_accepts and not any(_passes(_mean(others)) for c, others in rows if c and others):
+    # An explicit threshold (--threshold) is the user's hard cut: nothing is lifted past it.
+    encoder_accepts = any(_passes(_mean(others)) for c, others in rows if c and others)
+    if settings.consensus_accepts and settings.threshold is None and not encoder_accepts:
         choice = max((consensus[0].value for consensus, _ in rows if consensus), default=None)
     combined = []
     for consensus, others in rows:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kgqa_validator.builtin.combine import ACCEPTED_BY_CONSENSUS
 from kgqa_validator.config import Settings
 from kgqa_validator.hookspecs import hookimpl
 from kgqa_validator.types import Assessment, Decision, Diagnostic, Question, Severity, Verdict
@@ -61,8 +62,7 @@ def _decide_one(assessment: Assessment, settings: Settings) -> tuple[Decision, t
             f"score {assessment.score:.3f} is below the rejection threshold {threshold:.3f}: "
             "the query does not seem to answer the question", producer=PRODUCER)
         return Decision.REJECTED, (*diagnostics, note)
-    if any(s.threshold is not None and s.value < s.threshold and s.producer != "consensus"
-           for s in assessment.scores):
+    if assessment.score_detail == ACCEPTED_BY_CONSENSUS:
         note = Diagnostic(
             "accepted_by_consensus", Severity.INFO,
             "the encoder scored every candidate below its threshold; this one is kept because "
@@ -128,11 +128,19 @@ def _prefer_answers(
 
 def near_variant(a: Sequence[str], b: Sequence[str]) -> int:
     """How many tokens two structural forms substitute (0 when they are not near variants:
-    the same query, or different lengths, or more than ``MAX_SUBSTITUTIONS``)."""
+    the same query, different lengths, more than ``MAX_SUBSTITUTIONS``, or only variables
+    trading places, as in ``SELECT ?a ?b`` against ``SELECT ?b ?a``, which ask the same)."""
     if len(a) != len(b):
         return 0
-    differing = sum(x != y for x, y in zip(a, b, strict=True))
-    return differing if differing <= MAX_SUBSTITUTIONS else 0
+    differing = []
+    for x, y in zip(a, b, strict=True):
+        if x != y:
+            differing.append((x, y))
+            if len(differing) > MAX_SUBSTITUTIONS:
+                return 0
+    if all(x.startswith("?") and y.startswith("?") for x, y in differing):
+        return 0
+    return len(differing)
 
 
 def _outrank(
@@ -143,17 +151,21 @@ def _outrank(
     from kgqa_validator.structure_key import structure
 
     kept: list[tuple[Assessment, Decision, tuple[Diagnostic, ...]]] = []
-    seen: list[tuple[int, Sequence[str]]] = []  # (rank among kept, structural tokens)
+    seen: list[tuple[int, Sequence[str], float]] = []  # (rank among kept, tokens, score)
     outranked = []
     for item in accepted:
         if item[0].score is None:  # no scorer: input order is no evidence of which is right
             kept.append(item)
             continue
-        tokens = structure(item[0].candidate.sparql, settings.prefixes).tokens
-        better = next(((rank, n) for rank, other in seen[:MAX_KEPT]
-                       if (n := near_variant(tokens, other))), None)
+        form = structure(item[0].candidate.sparql, settings.prefixes)
+        # The label boilerplate (language lists, label variables) says nothing about what is asked.
+        tokens = [t for t, d in zip(form.tokens, form.decoration, strict=True) if not d]
+        score = item[0].score
+        # Only a strictly better score outranks: on a tie, input order would decide.
+        better = next(((rank, n) for rank, other, other_score in seen[:MAX_KEPT]
+                       if other_score > score and (n := near_variant(tokens, other))), None)
         if better is None:
-            seen.append((len(kept) + 1, tokens))
+            seen.append((len(kept) + 1, tokens, score))
             kept.append(item)
             continue
         rank, substituted = better

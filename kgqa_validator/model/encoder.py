@@ -75,6 +75,7 @@ class Encoder:
         self._pending_lock = threading.Lock()
         self._pending: list[_Ticket] = []
         self.passes = 0  # model passes so far (how much batching across callers happened)
+        self._executor: Any = None  # created under the model lock, on the first pass
 
     @property
     def name(self) -> str:
@@ -133,10 +134,32 @@ class Encoder:
             if not ticket.done:
                 with self._pending_lock:
                     batch, self._pending = self._pending, []
-                self._run(batch)
+                try:
+                    # Every pass runs on the encoder's own thread: torch's OpenMP keeps one
+                    # thread team per calling thread, so passes from alternating request
+                    # threads would oversubscribe the cores.
+                    self._model_thread().submit(self._run, batch).result()
+                finally:
+                    for other in batch:  # whatever went wrong, no caller waits for nothing
+                        if not other.done:
+                            other.error = ModelError("the shared encoding pass was interrupted")
+                            other.done = True
         if ticket.error is not None:
-            raise ticket.error
+            # Another thread's pass failed (the leading thread raised its own exception):
+            # a fresh exception per waiter, so tracebacks do not pile up across threads and
+            # a KeyboardInterrupt stays in the thread it was meant for.
+            raise ModelError(f"encoding failed: {type(ticket.error).__name__}: "
+                             f"{ticket.error}") from ticket.error
+        if not ticket.done:
+            raise ModelError("the encoding pass ended without this request's vectors")
         return ticket.vectors
+
+    def _model_thread(self) -> Any:
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kgqa-encoder")
+        return self._executor
 
     def _run(self, batch: list[_Ticket]) -> None:
         """Encode every ticket of ``batch`` in one pass (called holding the model lock)."""

@@ -111,7 +111,7 @@ class _Worker(WorkerProcess):
 
 RESULT_CACHE = 2048
 CACHED_MAX_CHARS = 4000  # with RESULT_CACHE, at most ~8 M characters held
-TRANSIENT = frozenset({"parse_timeout", "parse_failed"})
+TRANSIENT = frozenset({"parse_timeout", "parse_failed", "lint_skipped"})  # may depend on load
 
 
 class ParserPool:

@@ -123,6 +123,9 @@ def service_settings(args: argparse.Namespace, settings: Settings) -> ServiceSet
         raise ConfigurationError(f"--port {args.port} is not a port number")
     if args.endpoint_labels and not args.allow_execute:
         raise ConfigurationError("--endpoint-labels contacts the endpoint: add --allow-execute")
+    # The pipeline's own candidate bound must not undercut the service's (a request the
+    # service admits would then fail inside the validator).
+    settings = replace(settings, max_candidates=max(settings.max_candidates, args.max_candidates))
     settings = replace(settings, labels_files=tuple(args.labels), model_path=args.model,
                        threshold=args.threshold, precision=args.precision or settings.precision,
                        data_file=args.data, contact=args.contact,
@@ -165,13 +168,23 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Servi
     if text is None:
         return None
     from kgqa_validator.cli.main import build_parser
-    from kgqa_validator.errors import UsageError
+    from kgqa_validator.errors import KgqaValidatorError, UsageError
 
     try:
-        args = build_parser().parse_args(["serve", *shlex.split(text)])
-        return service_settings(args, args.func_settings(args))
-    except (ValueError, UsageError, ConfigurationError) as exc:
+        argv = shlex.split(text)
+        if any(a in ("-h", "--help") for a in argv):
+            raise ConfigurationError("--help is for the command line: kgqa-validator serve --help")
+        args = build_parser().parse_args(["serve", *argv])
+        settings = service_settings(args, args.func_settings(args))
+    except SystemExit as exc:  # argparse's own exits (--version)
+        raise ConfigurationError(f"{ENV_ARGS}: not a set of serve options (exit {exc.code})") from None
+    except (ValueError, UsageError, KgqaValidatorError) as exc:
         raise ConfigurationError(f"{ENV_ARGS}: {exc}") from None
+    ignored = [a for a in argv if a.split("=")[0] in ("--host", "--port")]
+    if ignored:
+        log.warning("%s: %s ignored: the ASGI server binds (give it --host/--port)",
+                    ENV_ARGS, " ".join(ignored))
+    return settings
 
 
 def _warn_if_exposed(host: str) -> None:
