@@ -75,8 +75,7 @@ def accepted_by_consensus(base: Score, consensus: Score, weight: float) -> Score
     """The consensus choice's score when the encoder put it below its threshold ``t``: the
     blend as if it were accepted, at least ``t``."""
     e, c, t = base.value, consensus.value, base.threshold
-    if t is None:
-        return blend(base, consensus, weight)
+    assert t is not None  # only a score below its threshold is lifted
     blended = (1 - weight) * e + weight * (t + (1 - t) * c)
     return Score(max(t, blended), f"{base.producer}+{consensus.producer}", t,
                  ACCEPTED_BY_CONSENSUS)

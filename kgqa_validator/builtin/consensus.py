@@ -6,10 +6,9 @@ its mean similarity to the other candidates of the request:
 
 - candidates are compared by their structure (:mod:`kgqa_validator.structure_key`): PREFIX
   lines resolved, IRIs compacted, variables renamed, keywords upper-cased;
-- similarity is :func:`kgqa_validator.structure_similarity.similarity`: the weighted
-  Jaccard index of the two queries' multisets of normalised tokens and adjacent token pairs
-  (pairs keep which entity goes with which property), the English-label boilerplate
-  weighing less;
+- similarity is the weighted Jaccard index of the two queries' multisets of normalised
+  tokens and adjacent token pairs (pairs keep which entity goes with which property);
+  tokens of the English-label boilerplate weigh ``DECORATION_WEIGHT`` instead of 1;
 - structurally identical candidates are one group, and each copy is a vote: a copy is
   similar to its twins with similarity 1.
 
@@ -33,15 +32,16 @@ from kgqa_validator.builtin.combine import combine
 from kgqa_validator.config import Settings
 from kgqa_validator.hookspecs import hookimpl
 from kgqa_validator.structure_key import Structure, structure
-from kgqa_validator.structure_similarity import features, similarity
 from kgqa_validator.types import Candidate, Question, Score
 
 PRODUCER = "consensus"
 MIN_CANDIDATES = 3
+DECORATION_WEIGHT = 0.25
 MAX_TOKENS = 400
 MAX_PAIRS = 20_000
 MIN_REFERENCES = 16
 
+Features = dict[tuple[str, ...], float]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,31 @@ class Agreement:
     value: float
     copies: int
     total: int
+
+
+def features(form: Structure) -> Features:
+    """Weighted multiset of a query's normalised tokens and adjacent token pairs."""
+    bag: Features = {}
+    tokens, decoration = form.tokens, form.decoration
+    for i, token in enumerate(tokens):
+        weight = DECORATION_WEIGHT if decoration[i] else 1.0
+        bag[(token,)] = bag.get((token,), 0.0) + weight
+        if i + 1 < len(tokens):
+            pair = (token, tokens[i + 1])
+            pair_weight = DECORATION_WEIGHT if decoration[i] or decoration[i + 1] else 1.0
+            bag[pair] = bag.get(pair, 0.0) + pair_weight
+    return bag
+
+
+def similarity(a: Features, b: Features, total_a: float | None = None,
+               total_b: float | None = None) -> float:
+    """Weighted Jaccard index: sum of the smaller weights over sum of the larger ones."""
+    if len(a) > len(b):
+        a, b, total_a, total_b = b, a, total_b, total_a
+    common = sum(min(weight, b[key]) for key, weight in a.items() if key in b)
+    union = (sum(a.values()) if total_a is None else total_a) \
+        + (sum(b.values()) if total_b is None else total_b) - common
+    return common / union if union > 0 else 1.0
 
 
 def agreements(forms: Sequence[Structure]) -> list[Agreement]:

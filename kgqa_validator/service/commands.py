@@ -90,8 +90,7 @@ def add_service_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser
                        help="where the Qanary pipeline reaches this component "
                             "(default http://HOST:PORT)")
     add_common(serve)
-    serve.set_defaults(func=lambda args: run_serve(args, base_settings(args)),
-                       func_settings=base_settings)
+    serve.set_defaults(func=lambda args: run_serve(args, base_settings(args)))
 
     mcp = sub.add_parser(
         "mcp", help="MCP server with check_sparql, validate_candidates, explain_ids (stdio or "
@@ -125,11 +124,11 @@ def service_settings(args: argparse.Namespace, settings: Settings) -> ServiceSet
         raise ConfigurationError("--endpoint-labels contacts the endpoint: add --allow-execute")
     # The pipeline's own candidate bound must not undercut the service's (a request the
     # service admits would then fail inside the validator).
-    settings = replace(settings, max_candidates=max(settings.max_candidates, args.max_candidates))
     settings = replace(settings, labels_files=tuple(args.labels), model_path=args.model,
                        threshold=args.threshold, precision=args.precision or settings.precision,
                        data_file=args.data, contact=args.contact,
-                       endpoint_labels=args.endpoint_labels)
+                       endpoint_labels=args.endpoint_labels,
+                       max_candidates=max(settings.max_candidates, args.max_candidates))
     if args.endpoint:
         settings = replace(settings, endpoint=args.endpoint)
     if args.allow_execute:
@@ -168,6 +167,7 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Servi
     if text is None:
         return None
     from kgqa_validator.cli.main import build_parser
+    from kgqa_validator.cli.options import settings_from
     from kgqa_validator.errors import KgqaValidatorError, UsageError
 
     try:
@@ -175,7 +175,7 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Servi
         if any(a in ("-h", "--help") for a in argv):
             raise ConfigurationError("--help is for the command line: kgqa-validator serve --help")
         args = build_parser().parse_args(["serve", *argv])
-        settings = service_settings(args, args.func_settings(args))
+        settings = service_settings(args, settings_from(args))
     except SystemExit as exc:  # argparse's own exits (--version)
         raise ConfigurationError(f"{ENV_ARGS}: not a set of serve options (exit {exc.code})") from None
     except (ValueError, UsageError, KgqaValidatorError) as exc:
