@@ -4,13 +4,16 @@ Starts the service (a real uvicorn process on 127.0.0.1), then:
 
 1. one client: the same ``--overhead-requests`` requests through HTTP and through
    ``Validator.validate`` in this process (each process sees them for the first time), p50
-   overhead of the service over the API;
+   overhead of the service over the API; then the same with warm caches, HTTP and API
+   alternating request by request (``--clients 0`` stops here);
 2. ``--clients`` concurrent clients × ``--requests`` requests each, 10-candidate ``/validate``
    requests from real LLM candidates (``llm-candidates/wwq_test_candidates.jsonl``), a share
    ``--hostile`` of them hostile (huge body, 1,000-deep nesting, invalid UTF-8, update
    queries, wrong JSON types, slow senders); counts 5xx and dropped connections, latency and
    throughput for the well-formed ones;
-3. the same well-formed requests (at most ``--inprocess-cap``) through the API in-process;
+3. the same well-formed requests through the API in-process, one after the other: the first
+   ``--inprocess-cap`` (caches filling) and the next as many (caches as full as they get), set
+   against the service's throughput over the second half of its run;
 4. ``/health`` afterwards, server RSS at start and end.
 
 Results: ``benchmarks/results/service_load.json``.
@@ -166,7 +169,7 @@ async def load(url: str, pool: list[tuple[str, list[str]]], clients: int, per_cl
     host, port = url.split("//")[1].split(":")
     stats: dict[str, Any] = {"ok": 0, "well_formed_5xx": 0, "well_formed_other": {},
                              "dropped": 0, "hostile": {}, "hostile_5xx": 0, "latencies": [],
-                             "sent": []}
+                             "sent": [], "done_at": []}
 
     async def client(number: int) -> None:
         rng = random.Random(seed * 1000 + number)
@@ -200,6 +203,7 @@ async def load(url: str, pool: list[tuple[str, list[str]]], clients: int, per_cl
                     stats["ok"] += 1
                     stats["latencies"].append(elapsed)
                     stats["sent"].append(body)
+                    stats["done_at"].append(time.perf_counter() - run_started)
                 elif response.status_code >= 500:
                     stats["well_formed_5xx"] += 1
                 else:
@@ -209,12 +213,21 @@ async def load(url: str, pool: list[tuple[str, list[str]]], clients: int, per_cl
     stop = asyncio.Event()
     stats["rss_samples"] = []
     sampler = asyncio.create_task(sample_rss(pid, 30.0, stats["rss_samples"], stop))
-    started = time.perf_counter()
+    run_started = started = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
     stats["wall_s"] = time.perf_counter() - started
     stop.set()
     await sampler
     return stats
+
+
+def steady_state(done_at: list[float], wall_s: float) -> dict[str, float]:
+    """Throughput over the second half of the run, when the service's caches have reached the
+    state an LRU settles in: the figure to set against the warm in-process one."""
+    half = wall_s / 2
+    later = [t for t in done_at if t >= half]
+    return {"requests": len(later), "from_s": round(half, 1), "to_s": round(wall_s, 1),
+            "req_per_s": round(len(later) / (wall_s - half), 2) if wall_s else 0.0}
 
 
 def one_client_http(url: str, requests: list[dict[str, Any]]) -> list[float]:
@@ -227,6 +240,54 @@ def one_client_http(url: str, requests: list[dict[str, Any]]) -> list[float]:
             http.post("/validate", json=body).raise_for_status()
             latencies.append(time.perf_counter() - started)
     return latencies
+
+
+def warm_overhead(url: str, validator: Any, requests: list[dict[str, Any]],
+                  rounds: int = 3) -> dict[str, Any]:
+    """One client, caches warm on both sides (each request sent once to each, untimed), then
+    each request timed through HTTP and through the API alternately, ``rounds`` times, the order
+    flipped every round: what the service adds to the same work, with the machine's drift
+    shared by both."""
+    from statistics import median
+
+    import httpx
+
+    from kgqa_validator.report_json import report_to_json
+
+    http_lat: list[float] = []
+    api_lat: list[float] = []
+    ratios: list[float] = []
+    with httpx.Client(base_url=url, timeout=900) as http:
+        def via_http(body: dict[str, Any]) -> float:
+            started = time.perf_counter()
+            http.post("/validate", json=body).raise_for_status()
+            return time.perf_counter() - started
+
+        def via_api(body: dict[str, Any]) -> float:
+            started = time.perf_counter()
+            report_to_json(validator.validate(body["question"], body["candidates"]))
+            return time.perf_counter() - started
+
+        for body in requests:
+            via_http(body)
+            via_api(body)
+        for r in range(rounds):
+            for body in requests:
+                if r % 2:
+                    a = via_api(body)
+                    h = via_http(body)
+                else:
+                    h = via_http(body)
+                    a = via_api(body)
+                http_lat.append(h)
+                api_lat.append(a)
+                ratios.append(h / a)
+    return {"service": summary(http_lat, sum(http_lat)), "in_process": summary(api_lat, sum(api_lat)),
+            "p50_overhead_pct": round((pct(http_lat, 0.5) / pct(api_lat, 0.5) - 1) * 100, 1),
+            "median_per_request_overhead_pct": round((median(ratios) - 1) * 100, 1),
+            "median_per_request_overhead_ms": round(
+                median(h - a for h, a in zip(http_lat, api_lat, strict=True)) * 1000, 2),
+            "rounds": rounds}
 
 
 def in_process(validator: Any, requests: list[dict[str, Any]]) -> list[float]:
@@ -288,6 +349,11 @@ def main() -> int:
             "service": summary(http_lat, sum(http_lat)), "in_process": summary(api_lat, sum(api_lat)),
             "p50_overhead_pct": round((pct(http_lat, 0.5) / pct(api_lat, 0.5) - 1) * 100, 1)}
         print("one client:", json.dumps(result["one_client"]), flush=True)
+        result["one_client_warm"] = warm_overhead(url, validator, overhead_requests)
+        print("one client, warm:", json.dumps(result["one_client_warm"]), flush=True)
+        if args.clients == 0:  # the one-client overhead only
+            args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+            return 0
 
         stats = asyncio.run(load(url, pool, args.clients, args.requests, args.hostile, args.seed,
                                  pid))
@@ -296,8 +362,10 @@ def main() -> int:
         result["health_after"] = {"status": health.status_code, "body": health.json()}
         sent = stats.pop("sent")
         latencies = stats.pop("latencies")
+        done_at = stats.pop("done_at")
         result["load"] = {
             "service": summary(latencies, stats["wall_s"]), "wall_s": round(stats["wall_s"], 1),
+            "service_second_half": steady_state(done_at, stats["wall_s"]),
             "well_formed_ok": stats["ok"], "well_formed_5xx": stats["well_formed_5xx"],
             "well_formed_other_status": stats["well_formed_other"],
             "dropped_connections": stats["dropped"], "drop_errors": stats.get("drop_errors", [])[:5],
@@ -306,12 +374,18 @@ def main() -> int:
             "rss_mib_every_30s": stats["rss_samples"]}
     result["encode_batching"] = batching_gain(pool)
     print("batching:", json.dumps(result["encode_batching"]), flush=True)
-    sample = sent[: args.inprocess_cap]
-    started = time.perf_counter()
-    api = in_process(validator, sample)
-    result["load"]["in_process_same_requests"] = summary(api, time.perf_counter() - started)
-    result["load"]["in_process_same_requests"]["note"] = (
-        f"the first {len(sample)} of the {len(sent)} well-formed requests, one after the other")
+    # Cold: the first requests of the run, on a validator that has seen only the one-client
+    # requests. Warm: the next ones, once its caches are as full as an LRU of that size gets,
+    # which is where the service spends the second half of its run.
+    for name, sample, note in (
+            ("in_process_same_requests", sent[: args.inprocess_cap], "first"),
+            ("in_process_warm", sent[args.inprocess_cap: 2 * args.inprocess_cap], "next")):
+        started = time.perf_counter()
+        api = in_process(validator, sample)
+        result["load"][name] = summary(api, time.perf_counter() - started)
+        result["load"][name]["note"] = (
+            f"the {note} {len(sample)} of the {len(sent)} well-formed requests, one after the other")
+        print(name, json.dumps(result["load"][name]), flush=True)
     result["load_average_at_end"] = os.getloadavg()
     print(json.dumps(result, indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@ project's own tokens (:mod:`kgqa_validator.parsing.lexer`):
 - keywords and function names are lower-cased, ``$x`` is written ``?x``, ``{``/``}`` become
   ``[``/``]`` (the labelized form the model was trained on), comments and whitespace go, tokens
   are joined by single spaces;
-- the label service block (``SERVICE wikibase:label { ... }``) goes: it only names labels;
+- the English-label boilerplate that does not change which rows come back goes: the label
+  service block, an ``OPTIONAL`` group that only fetches labels, the projected label variables
+  bound only there (:func:`kgqa_validator.label_decoration.answer_neutral`);
 - ids are replaced by their labels where known (``wdt:P19`` -> ``wdt:place_of_birth``,
   ``wd:Q42`` -> ``wd:douglas_adams``); an id without a label stays an id.
 
@@ -24,8 +26,9 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 
-from kgqa_validator.parsing.lexer import SPARQL_WORDS, Token, matching_bracket, tokenize
-from kgqa_validator.prefixes import LABEL_SERVICE, WIKIDATA_PREFIXES
+from kgqa_validator.label_decoration import answer_neutral
+from kgqa_validator.parsing.lexer import SPARQL_WORDS, Token, tokenize
+from kgqa_validator.prefixes import WIKIDATA_PREFIXES
 
 ID_PREFIXES = frozenset({"wd", "wdt", "p", "ps", "pq", "psv", "pqv", "pr", "prv", "wdno", "wdtn",
                          "psn", "pqn", "prn"})
@@ -90,24 +93,6 @@ def resolve_iri(iri: str, base: str) -> str:
     return urljoin(base, iri)
 
 
-def _label_service_spans(tokens: list[Token], start: int, namespaces: tuple[tuple[str, str], ...],
-                         declared: Mapping[str, str], prefixes: Mapping[str, str]) -> set[int]:
-    """Indexes of the tokens of every ``SERVICE wikibase:label { ... }`` block."""
-    dropped: set[int] = set()
-    for i in range(start, len(tokens) - 2):
-        if tokens[i].kind != "word" or tokens[i].upper != "SERVICE":
-            continue
-        k = i + 1
-        if tokens[k].kind == "word" and tokens[k].upper == "SILENT":
-            k += 1
-        if k + 1 >= len(tokens) or expand_term(tokens[k], declared, prefixes) != LABEL_SERVICE:
-            continue
-        if tokens[k + 1].text != "{":
-            continue
-        dropped.update(range(i, matching_bracket(tokens, k + 1) + 1))
-    return dropped
-
-
 def expand_term(token: Token, declared: Mapping[str, str],
                 prefixes: Mapping[str, str]) -> str | None:
     """The full IRI of an IRI or prefixed-name token (``None``: another token, or an
@@ -127,7 +112,7 @@ def canonical_terms(sparql: str, prefixes: Mapping[str, str] | None = None) -> l
     tokens = tokenize(sparql)
     start, declared, base = prologue(tokens)
     namespaces = standard_namespaces(tuple(sorted({**prefixes, **declared}.items())))
-    dropped = _label_service_spans(tokens, start, namespaces, declared, prefixes)
+    dropped = {start + k for k in answer_neutral(tokens[start:], prefixes, declared)}
     terms: list[str] = []
     for i in range(start, len(tokens)):
         if i in dropped:

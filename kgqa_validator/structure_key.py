@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kgqa_validator.label_decoration import decoration_marks
 from kgqa_validator.parsing.lexer import Token, analyse, expand_name
 from kgqa_validator.prefixes import WIKIDATA_PREFIXES
 from kgqa_validator.scoring_text import prologue, resolve_iri
@@ -45,16 +46,6 @@ MAX_TOKENS = 2_000
 """Tokens kept per query: far more than any real candidate has (LLM candidates: ~30-150)."""
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
-LABEL_PREDICATES = frozenset({
-    "http://www.w3.org/2000/01/rdf-schema#label",
-    "http://www.w3.org/2004/02/skos/core#altLabel",
-    "http://www.w3.org/2004/02/skos/core#prefLabel",
-    "http://schema.org/description",
-    "http://schema.org/name",
-})
-LABEL_SERVICE = "http://wikiba.se/ontology#label"
-# The label service binds ?xLabel, ?xAltLabel and ?xDescription for every projected ?x.
-_LABEL_SUFFIXES = ("AltLabel", "Label", "Description")
 # Longest namespace first, so that p: never shadows ps:/pq: (they all start with .../prop/).
 _NAMESPACES = sorted(((iri, name) for name, iri in WIKIDATA_PREFIXES.items()),
                      key=lambda item: -len(item[0]))
@@ -109,81 +100,6 @@ def _normalise(token: Token, prefixes: Mapping[str, str], declared: Mapping[str,
     return text
 
 
-def _label_variables(tokens: list[Token], names: list[str], has_service: bool) -> set[str]:
-    """Variables (original names) that only carry an English label or description."""
-    found: set[str] = set()
-    for i, name in enumerate(names):
-        if name in LABEL_PREDICATES and i + 1 < len(tokens) and tokens[i + 1].kind == "var":
-            found.add(tokens[i + 1].text[1:])
-    if has_service:
-        variables = {t.text[1:] for t in tokens if t.kind == "var"}
-        for var in variables:
-            for suffix in _LABEL_SUFFIXES:
-                if var.endswith(suffix) and var[: -len(suffix)] in variables:
-                    found.add(var)
-                    break
-    return found
-
-
-def _brackets(tokens: list[Token]) -> dict[int, int]:
-    """Index of the closing bracket of every opening one (unclosed: ``len(tokens)``), in one pass."""
-    closing: dict[int, int] = {}
-    stack: list[int] = []
-    for i, token in enumerate(tokens):
-        if token.kind != "punct":
-            continue
-        if token.text in "{([":
-            stack.append(i)
-        elif token.text in "})]" and stack:
-            closing[stack.pop()] = i
-    for i in stack:
-        closing[i] = len(tokens)
-    return closing
-
-
-def _mark_decoration(tokens: list[Token], names: list[str], labels: set[str]) -> list[bool]:
-    n = len(tokens)
-    closing = _brackets(tokens)
-    marks = [t.kind == "var" and t.text[1:] in labels for t in tokens]
-    # label_vars[k]: label variables among tokens[:k] (a FILTER's content is checked in O(1)).
-    label_vars = [0]
-    for flag in marks:
-        label_vars.append(label_vars[-1] + flag)
-
-    def mark(first: int, last: int) -> None:
-        for k in range(first, min(last, n - 1) + 1):
-            marks[k] = True
-
-    for i, token in enumerate(tokens):
-        opens = i + 1 < n and tokens[i + 1].kind == "punct"
-        if token.kind == "word" and token.upper == "SERVICE" and i + 2 < n \
-                and names[i + 1] == LABEL_SERVICE and tokens[i + 2].text == "{":
-            mark(i, closing[i + 2])
-        elif names[i] in LABEL_PREDICATES:
-            # ?s rdfs:label ?o .  (or  ; rdfs:label ?o  inside a predicate-object list)
-            mark(i, i + 1)
-            if i and tokens[i - 1].text == ";":
-                marks[i - 1] = True
-            elif i and tokens[i - 1].kind in ("var", "pname", "iri"):
-                marks[i - 1] = True
-                if i + 2 < n and tokens[i + 2].text == ".":
-                    marks[i + 2] = True
-        elif token.kind == "word" and token.upper == "FILTER" and opens and tokens[i + 1].text == "(":
-            end = closing[i + 1]
-            if label_vars[min(end, n)] - label_vars[i + 2] > 0:
-                mark(i, end)
-    # An OPTIONAL { ... } that holds nothing but decoration is decoration as a whole.
-    meaning = [0]  # meaning[k]: tokens among tokens[:k] that are neither decoration nor "."
-    for k, token in enumerate(tokens):
-        meaning.append(meaning[-1] + (not marks[k] and token.text != "."))
-    for i, token in enumerate(tokens):
-        if token.kind == "word" and token.upper == "OPTIONAL" and i + 1 < n and tokens[i + 1].text == "{":
-            end = closing[i + 1]
-            if meaning[min(end, n)] - meaning[i + 2] == 0:
-                mark(i, end)
-    return marks
-
-
 def structure(sparql: str, prefixes: Mapping[str, str] | None = None,
               max_tokens: int = MAX_TOKENS) -> Structure:
     """The structural form of ``sparql`` (see the module docstring).
@@ -198,11 +114,7 @@ def structure(sparql: str, prefixes: Mapping[str, str] | None = None,
     facts = analyse(sparql)
     start, _, base = prologue(facts.tokens)
     tokens = facts.tokens[start:][:max_tokens]
-    names = [expand_name(t.text, prefixes, facts.declared_prefixes)
-             if t.kind in ("pname", "iri") else "" for t in tokens]
-    has_service = any(name == LABEL_SERVICE for name in names)
-    labels = _label_variables(tokens, names, has_service)
-    marks = _mark_decoration(tokens, names, labels)
+    marks = decoration_marks(tokens, prefixes, facts.declared_prefixes)
     # Variables are numbered by first appearance outside decoration, so that adding a label
     # service does not renumber the variables that carry the meaning.
     renamed: dict[str, str] = {}

@@ -164,6 +164,15 @@ def test_noa_twins_pair_the_question_with_its_own_query(tmp_path: Path) -> None:
     assert legacy.sparql == rows[0]["old_sparql_wikidata"]
 
 
+def test_noa_twins_are_told_apart_by_what_they_swapped() -> None:
+    from kgqa_validator.model.devsets import twin_kind
+
+    assert twin_kind("SELECT ?p WHERE { wd:Q1948407 wdt:P1082 ?p }",
+                     "SELECT ?p WHERE { wd:Q42168 wdt:P1082 ?p }") == "entity"
+    assert twin_kind("SELECT ?x WHERE { ?x wdt:P279 wd:Q25403900 }",
+                     "SELECT ?x WHERE { ?x wdt:P31 wd:Q25403900 }") == "property"
+
+
 def test_the_development_slice_is_fixed_and_about_15_percent() -> None:
     keys = [f"qald10/train/train_{i}" for i in range(2000)]
     share = sum(in_development_slice(k) for k in keys) / len(keys)

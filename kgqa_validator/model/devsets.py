@@ -5,12 +5,14 @@
 published (PREFIX lines and all) with the wrong variants a generator writes
 (:mod:`kgqa_validator.model.perturb`), in a seeded random order.  ``noa_twins`` sets pair an
 LC-QuAD-NoA twin's question with its own query (gold) and the original query (wrong), for the
-twins of the same development slice.
+twins of the same development slice; each twin is labelled ``entity`` (the two queries name
+other entities) or ``property`` (the same entities, another property).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,12 +59,22 @@ def noa_twin_sets(noa: Path, limit: int) -> list[CandidateSet]:
     for e in load_examples(noa):
         if not e.negative or not in_development_slice(e.key):
             continue
-        items = [(e.sparql, "gold"), (e.negative, "twin")]
+        items = [(e.sparql, "gold"), (e.negative, twin_kind(e.sparql, e.negative))]
         rng.shuffle(items)
         gold = 0 if items[0][1] == "gold" else 1
         sets.append(CandidateSet(e.questions[0], tuple(s for s, _ in items), gold,
                                  tuple(k for _, k in items)))
     return sets[:limit]
+
+
+_ENTITY = re.compile(r"\bQ\d+\b")
+
+
+def twin_kind(query: str, twin: str) -> str:
+    """``entity`` when the twins' entity ids differ, else ``property``.  An entity twin cannot
+    be told from its question by an ids-only scorer: only a label source (``--labels``) says
+    which of two Q-ids the question names."""
+    return "entity" if _ENTITY.findall(query) != _ENTITY.findall(twin) else "property"
 
 
 def decision_metrics(sets: Sequence[CandidateSet], ranked: Sequence[Sequence[int]],

@@ -19,7 +19,9 @@ reads it at run time: the canonical scoring text, property ids labelled from the
     the hard set built from the labelized test file (labels written by its authors).
 ``noa_twins``
     LC-QuAD-NoA twins of the development slice: the twin's question with its own query (gold)
-    and the original query (:mod:`kgqa_validator.model.devsets`).
+    and the original query (:mod:`kgqa_validator.model.devsets`); ``noa_twins_property`` and
+    ``noa_twins_entity`` split them by what the twin swapped (entity twins differ only in a
+    Q-id, which an ids-only scorer cannot read: a coin flip without ``--labels``).
 ``generator``
     the generator-like sets of the human-written development slice (gold with its PREFIX lines
     and the wrong variants a generator writes), decided by the whole validator at its default
@@ -218,6 +220,11 @@ def build_sets(test: Path, labelized: Path | None, labels: Mapping[str, str],
         twins = noa_twin_sets(noa, limit)
         sets["noa_twins"] = ("sets", [(t.question, [text(t.candidates[t.gold]),
                                                     text(t.candidates[1 - t.gold])]) for t in twins])
+        # The two halves apart: an entity twin needs entity labels, which ids-only scoring lacks.
+        for kind in ("property", "entity"):
+            sets[f"noa_twins_{kind}"] = ("sets", [
+                (t.question, [text(t.candidates[t.gold]), text(t.candidates[1 - t.gold])])
+                for t in twins if t.kinds[1 - t.gold] == kind])
     if human is not None and properties is not None:
         sets["generator"] = ("decided", generator_sets(human, properties, limit))
     return sets

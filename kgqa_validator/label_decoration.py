@@ -1,0 +1,189 @@
+"""English-label boilerplate: the tokens of a query that name its answers rather than choose them.
+
+LLM-written queries wrap the answer in label fetching: ``SERVICE wikibase:label { ... }``,
+``OPTIONAL { ?x rdfs:label ?xLabel FILTER(LANG(?xLabel) = "en") }``, ``?xLabel`` in the
+projection.  Two readers need to know which tokens those are:
+
+- :func:`decoration_marks` marks every such token (also a non-optional ``?x rdfs:label ?l``,
+  which may be the answer itself): the consensus weighs them less
+  (:mod:`kgqa_validator.structure_key`);
+- :func:`answer_neutral` picks the tokens that can go without changing which rows a query
+  returns: the label service block, an ``OPTIONAL`` group of nothing but decoration, and the
+  projected label variables bound only there.  The scoring text drops them
+  (:mod:`kgqa_validator.scoring_text`), so that a query with label columns and the same query
+  without them read alike to the encoder, which was trained mostly on queries without.
+
+Both are linear in the number of tokens (brackets are matched in one pass).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kgqa_validator.parsing.lexer import Token, expand_name
+from kgqa_validator.prefixes import LABEL_SERVICE
+
+LABEL_PREDICATES = frozenset({
+    "http://www.w3.org/2000/01/rdf-schema#label",
+    "http://www.w3.org/2004/02/skos/core#altLabel",
+    "http://www.w3.org/2004/02/skos/core#prefLabel",
+    "http://schema.org/description",
+    "http://schema.org/name",
+})
+# The label service binds ?xLabel, ?xAltLabel and ?xDescription for every projected ?x.
+_LABEL_SUFFIXES = ("AltLabel", "Label", "Description")
+
+
+def _names(tokens: list[Token], prefixes: Mapping[str, str],
+           declared: Mapping[str, str]) -> list[str]:
+    return [expand_name(t.text, prefixes, declared) if t.kind in ("pname", "iri") else ""
+            for t in tokens]
+
+
+def _label_variables(tokens: list[Token], names: list[str], has_service: bool) -> set[str]:
+    """Variables (original names) that only carry an English label or description."""
+    found: set[str] = set()
+    for i, name in enumerate(names):
+        if name in LABEL_PREDICATES and i + 1 < len(tokens) and tokens[i + 1].kind == "var":
+            found.add(tokens[i + 1].text[1:])
+    if has_service:
+        variables = {t.text[1:] for t in tokens if t.kind == "var"}
+        for var in variables:
+            for suffix in _LABEL_SUFFIXES:
+                if var.endswith(suffix) and var[: -len(suffix)] in variables:
+                    found.add(var)
+                    break
+    return found
+
+
+def closing_brackets(tokens: list[Token]) -> dict[int, int]:
+    """Index of the closing bracket of every opening one (unclosed: ``len(tokens)``), in one pass."""
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for i, token in enumerate(tokens):
+        if token.kind != "punct":
+            continue
+        if token.text in "{([":
+            stack.append(i)
+        elif token.text in "})]" and stack:
+            closing[stack.pop()] = i
+    for i in stack:
+        closing[i] = len(tokens)
+    return closing
+
+
+def _service_block(tokens: list[Token], names: list[str], i: int) -> int | None:
+    """Index of the ``{`` of a label service block starting at ``tokens[i]`` (``SERVICE
+    [SILENT] wikibase:label {``), else ``None``."""
+    if tokens[i].kind != "word" or tokens[i].upper != "SERVICE":
+        return None
+    k = i + 1
+    if k < len(tokens) and tokens[k].kind == "word" and tokens[k].upper == "SILENT":
+        k += 1
+    if k + 1 < len(tokens) and names[k] == LABEL_SERVICE and tokens[k + 1].text == "{":
+        return k + 1
+    return None
+
+
+def _mark(tokens: list[Token], names: list[str], labels: set[str],
+          closing: dict[int, int]) -> list[bool]:
+    n = len(tokens)
+    marks = [t.kind == "var" and t.text[1:] in labels for t in tokens]
+    # label_vars[k]: label variables among tokens[:k] (a FILTER's content is checked in O(1)).
+    label_vars = [0]
+    for flag in marks:
+        label_vars.append(label_vars[-1] + flag)
+
+    def mark(first: int, last: int) -> None:
+        for k in range(first, min(last, n - 1) + 1):
+            marks[k] = True
+
+    for i, token in enumerate(tokens):
+        opens = i + 1 < n and tokens[i + 1].kind == "punct"
+        block = _service_block(tokens, names, i)
+        if block is not None:
+            mark(i, closing[block])
+        elif names[i] in LABEL_PREDICATES:
+            # ?s rdfs:label ?o .  (or  ; rdfs:label ?o  inside a predicate-object list)
+            mark(i, i + 1)
+            if i and tokens[i - 1].text == ";":
+                marks[i - 1] = True
+            elif i and tokens[i - 1].kind in ("var", "pname", "iri"):
+                marks[i - 1] = True
+                if i + 2 < n and tokens[i + 2].text == ".":
+                    marks[i + 2] = True
+        elif token.kind == "word" and token.upper == "FILTER" and opens and tokens[i + 1].text == "(":
+            end = closing[i + 1]
+            if label_vars[min(end, n)] - label_vars[i + 2] > 0:
+                mark(i, end)
+    # An OPTIONAL { ... } that holds nothing but decoration is decoration as a whole.
+    meaning = [0]  # meaning[k]: tokens among tokens[:k] that are neither decoration nor "."
+    for k, token in enumerate(tokens):
+        meaning.append(meaning[-1] + (not marks[k] and token.text != "."))
+    for i in range(n):
+        if _optional_group(tokens, i) and meaning[min(closing[i + 1], n)] - meaning[i + 2] == 0:
+            mark(i, closing[i + 1])
+    return marks
+
+
+def _optional_group(tokens: list[Token], i: int) -> bool:
+    return tokens[i].kind == "word" and tokens[i].upper == "OPTIONAL" and i + 1 < len(tokens) \
+        and tokens[i + 1].text == "{"
+
+
+def decoration_marks(tokens: list[Token], prefixes: Mapping[str, str],
+                     declared: Mapping[str, str]) -> list[bool]:
+    """Per token of a query body (the prologue already cut off): whether it is decoration."""
+    names = _names(tokens, prefixes, declared)
+    labels = _label_variables(tokens, names, any(name == LABEL_SERVICE for name in names))
+    return _mark(tokens, names, labels, closing_brackets(tokens))
+
+
+def answer_neutral(tokens: list[Token], prefixes: Mapping[str, str],
+                   declared: Mapping[str, str]) -> set[int]:
+    """Indexes of the tokens of a query body that can go without changing which rows come back:
+    label service blocks, ``OPTIONAL`` groups of decoration only, and the projected label
+    variables used nowhere else (while another variable stays projected)."""
+    names = _names(tokens, prefixes, declared)
+    labels = _label_variables(tokens, names, any(name == LABEL_SERVICE for name in names))
+    closing = closing_brackets(tokens)
+    marks = _mark(tokens, names, labels, closing)
+    n = len(tokens)
+    dropped: set[int] = set()
+    for i in range(n):
+        block = _service_block(tokens, names, i)
+        if block is not None:
+            dropped.update(range(i, min(closing[block], n - 1) + 1))
+        elif _optional_group(tokens, i) and marks[i]:
+            dropped.update(range(i, min(closing[i + 1], n - 1) + 1))
+    projection = _projection(tokens)
+    if labels and projection:
+        used = {tokens[k].text[1:] for k in range(n)
+                if tokens[k].kind == "var" and k not in dropped and k not in projection}
+        droppable = {k for k in projection
+                     if tokens[k].text[1:] in labels and tokens[k].text[1:] not in used}
+        if len(droppable) < len(projection):
+            dropped |= droppable
+    return dropped
+
+
+def _projection(tokens: list[Token]) -> list[int]:
+    """Indexes of the plain variables projected by the first SELECT (not those inside an
+    expression ``(... AS ?x)``); empty for ``SELECT *`` and other query forms."""
+    found: list[int] = []
+    depth = 0
+    in_select = False
+    for i, token in enumerate(tokens):
+        if not in_select:
+            if token.kind == "word" and token.upper == "SELECT":
+                in_select = True
+            continue
+        if (token.kind == "word" and token.upper == "WHERE") or token.text == "{":
+            break
+        if token.kind == "punct" and token.text == "(":
+            depth += 1
+        elif token.kind == "punct" and token.text == ")":
+            depth -= 1
+        elif token.kind == "var" and depth == 0:
+            found.append(i)
+    return found
