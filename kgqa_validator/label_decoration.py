@@ -149,14 +149,25 @@ def answer_neutral(tokens: list[Token], prefixes: Mapping[str, str],
     closing = closing_brackets(tokens)
     marks = _mark(tokens, names, labels, closing)
     n = len(tokens)
-    dropped: set[int] = set()
+    services: list[range] = []
+    optionals: list[range] = []
     for i in range(n):
         block = _service_block(tokens, names, i)
         if block is not None:
-            dropped.update(range(i, min(closing[block], n - 1) + 1))
+            services.append(range(i, min(closing[block], n - 1) + 1))
         elif _optional_group(tokens, i) and marks[i]:
-            dropped.update(range(i, min(closing[i + 1], n - 1) + 1))
+            optionals.append(range(i, min(closing[i + 1], n - 1) + 1))
     projection = _projection(tokens)
+    spans = {k for span in (*services, *optionals) for k in span}
+    # Variables used outside every candidate span and the projection (ORDER BY ?xLabel, a
+    # FILTER, a triple): an OPTIONAL that binds one of them stays, it decides something.
+    outside = {tokens[k].text[1:] for k in range(n)
+               if tokens[k].kind == "var" and k not in spans and k not in projection}
+    dropped = {k for span in services for k in span}
+    for span in optionals:
+        if not any(tokens[k].kind == "var" and tokens[k].text[1:] in outside
+                   and tokens[k].text[1:] in labels for k in span):
+            dropped.update(span)
     if labels and projection:
         used = {tokens[k].text[1:] for k in range(n)
                 if tokens[k].kind == "var" and k not in dropped and k not in projection}

@@ -57,6 +57,39 @@ def test_every_spelling_gets_the_identical_score_with_consensus() -> None:
     assert len(scores) == 1 and None not in scores
 
 
+LABEL_COLUMNS = [
+    "SELECT ?place WHERE { wd:Q42 wdt:P19 ?place }",
+    'SELECT ?place ?placeLabel WHERE { wd:Q42 wdt:P19 ?place . OPTIONAL { ?place rdfs:label '
+    '?placeLabel FILTER(LANG(?placeLabel) = "en") } }',
+    "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\nSELECT DISTINCT ?place ?name WHERE { "
+    'wd:Q42 wdt:P19 ?place . OPTIONAL { ?place rdfs:label ?name . FILTER(lang(?name) = "en") . } }',
+    "SELECT ?place ?placeLabel WHERE { wd:Q42 wdt:P19 ?place . "
+    'SERVICE SILENT wikibase:label { bd:serviceParam wikibase:language "en" } }',
+]
+
+
+def test_label_columns_that_do_not_change_the_rows_are_not_read() -> None:
+    # Label columns show an answer; they do not choose it.  The encoder was trained mostly on
+    # queries without them, and reading them cost LLM-written queries their score.
+    texts = [scoring_text(q) for q in LABEL_COLUMNS]
+    assert texts[1] == texts[0] == texts[3]
+    assert texts[2] == "select distinct ?place where [ wd:Q42 wdt:P19 ?place ]"
+
+
+@pytest.mark.parametrize("query", [
+    # the label is the answer: the only projected variable, or bound outside an OPTIONAL
+    'SELECT ?label WHERE { wd:Q8201 rdfs:label ?label FILTER(LANG(?label) = "en") }',
+    'SELECT ?x ?label WHERE { ?x wdt:P31 wd:Q5 ; rdfs:label ?label FILTER(LANG(?label) = "en") }',
+    # an OPTIONAL that also asks something else, a label the ORDER BY uses
+    'SELECT ?x ?xLabel WHERE { ?x wdt:P31 wd:Q5 OPTIONAL { ?x rdfs:label ?xLabel . ?x wdt:P19 ?b } }',
+    'SELECT ?x ?xLabel WHERE { ?x wdt:P31 wd:Q5 OPTIONAL { ?x rdfs:label ?xLabel } } ORDER BY ?xLabel',
+])
+def test_labels_that_choose_or_order_the_rows_are_read(query: str) -> None:
+    text = scoring_text(query)
+    assert "rdfs:label" in text
+    assert text.split(" where ")[0].count("?") == query.split(" WHERE ")[0].count("?")
+
+
 def test_literals_operators_and_paths_survive() -> None:
     text = scoring_text('ASK { ?x wdt:P31/wdt:P279* wd:Q5 ; rdfs:label "Ada"@en . '
                         'FILTER(?n >= "1"^^xsd:integer && ?n != 3) }')
