@@ -30,6 +30,7 @@ LABEL_PREDICATES = frozenset({
     "http://schema.org/description",
     "http://schema.org/name",
 })
+_ALT_LABEL = "http://www.w3.org/2004/02/skos/core#altLabel"  # many per language: rows multiply
 # The label service binds ?xLabel, ?xAltLabel and ?xDescription for every projected ?x.
 _LABEL_SUFFIXES = ("AltLabel", "Label", "Description")
 
@@ -85,6 +86,34 @@ def _service_block(tokens: list[Token], names: list[str], i: int) -> int | None:
     return None
 
 
+def covered(n: int, spans: list[tuple[int, int]]) -> list[bool]:
+    """Per index below ``n``: whether some inclusive span ``(first, last)`` covers it.  One pass
+    over a difference array, so nested spans (hostile input nests thousands) cost O(n)."""
+    depth = [0] * (n + 1)
+    for first, last in spans:
+        depth[first] += 1
+        depth[min(last, n - 1) + 1] -= 1
+    out = []
+    running = 0
+    for k in range(n):
+        running += depth[k]
+        out.append(running > 0)
+    return out
+
+
+def _filter_group(tokens: list[Token], i: int) -> int | None:
+    """Index of the ``(`` a ``FILTER`` at ``i`` constrains: ``FILTER (...)`` or a bare call
+    ``FILTER langMatches(...)``; else ``None``."""
+    if tokens[i].kind != "word" or tokens[i].upper != "FILTER" or i + 1 >= len(tokens):
+        return None
+    if tokens[i + 1].text == "(":
+        return i + 1
+    if tokens[i + 1].kind in ("word", "pname", "iri") and i + 2 < len(tokens) \
+            and tokens[i + 2].text == "(":
+        return i + 2
+    return None
+
+
 def _mark(tokens: list[Token], names: list[str], labels: set[str],
           closing: dict[int, int]) -> list[bool]:
     n = len(tokens)
@@ -93,37 +122,33 @@ def _mark(tokens: list[Token], names: list[str], labels: set[str],
     label_vars = [0]
     for flag in marks:
         label_vars.append(label_vars[-1] + flag)
-
-    def mark(first: int, last: int) -> None:
-        for k in range(first, min(last, n - 1) + 1):
-            marks[k] = True
-
-    for i, token in enumerate(tokens):
-        opens = i + 1 < n and tokens[i + 1].kind == "punct"
+    spans: list[tuple[int, int]] = []
+    for i in range(n):
         block = _service_block(tokens, names, i)
+        group = _filter_group(tokens, i)
         if block is not None:
-            mark(i, closing[block])
+            spans.append((i, closing[block]))
         elif names[i] in LABEL_PREDICATES:
             # ?s rdfs:label ?o .  (or  ; rdfs:label ?o  inside a predicate-object list)
-            mark(i, i + 1)
+            spans.append((i, i + 1))
             if i and tokens[i - 1].text == ";":
-                marks[i - 1] = True
+                spans.append((i - 1, i - 1))
             elif i and tokens[i - 1].kind in ("var", "pname", "iri"):
-                marks[i - 1] = True
+                spans.append((i - 1, i - 1))
                 if i + 2 < n and tokens[i + 2].text == ".":
-                    marks[i + 2] = True
-        elif token.kind == "word" and token.upper == "FILTER" and opens and tokens[i + 1].text == "(":
-            end = closing[i + 1]
-            if label_vars[min(end, n)] - label_vars[i + 2] > 0:
-                mark(i, end)
+                    spans.append((i + 2, i + 2))
+        elif group is not None:
+            end = closing[group]
+            if label_vars[min(end, n)] - label_vars[group + 1] > 0:
+                spans.append((i, end))
+    marks = [a or b for a, b in zip(marks, covered(n, spans), strict=True)]
     # An OPTIONAL { ... } that holds nothing but decoration is decoration as a whole.
     meaning = [0]  # meaning[k]: tokens among tokens[:k] that are neither decoration nor "."
     for k, token in enumerate(tokens):
         meaning.append(meaning[-1] + (not marks[k] and token.text != "."))
-    for i in range(n):
-        if _optional_group(tokens, i) and meaning[min(closing[i + 1], n)] - meaning[i + 2] == 0:
-            mark(i, closing[i + 1])
-    return marks
+    optionals = [(i, closing[i + 1]) for i in range(n) if _optional_group(tokens, i)
+                 and meaning[min(closing[i + 1], n)] - meaning[i + 2] == 0]
+    return [a or b for a, b in zip(marks, covered(n, optionals), strict=True)]
 
 
 def _optional_group(tokens: list[Token], i: int) -> bool:
@@ -141,41 +166,62 @@ def decoration_marks(tokens: list[Token], prefixes: Mapping[str, str],
 
 def answer_neutral(tokens: list[Token], prefixes: Mapping[str, str],
                    declared: Mapping[str, str]) -> set[int]:
-    """Indexes of the tokens of a query body that can go without changing which rows come back:
-    label service blocks, ``OPTIONAL`` groups of decoration only, and the projected label
-    variables used nowhere else (while another variable stays projected)."""
+    """Indexes of the tokens of a query body that can go without changing the rows that come
+    back: label service blocks; an ``OPTIONAL`` group of decoration only that fetches one label
+    per language (``rdfs:label``, ``skos:prefLabel``, ``schema:name``/``description`` with a
+    ``FILTER``, never ``skos:altLabel``, which multiplies rows), whose subject is bound before
+    it and whose label is used nowhere else; and the projected label variables bound only
+    there (while another variable stays projected)."""
     names = _names(tokens, prefixes, declared)
     labels = _label_variables(tokens, names, any(name == LABEL_SERVICE for name in names))
     closing = closing_brackets(tokens)
     marks = _mark(tokens, names, labels, closing)
     n = len(tokens)
-    services: list[range] = []
-    optionals: list[range] = []
+    services: list[tuple[int, int]] = []
+    optionals: list[tuple[int, int]] = []
     for i in range(n):
         block = _service_block(tokens, names, i)
         if block is not None:
-            services.append(range(i, min(closing[block], n - 1) + 1))
+            services.append((i, closing[block]))
         elif _optional_group(tokens, i) and marks[i]:
-            optionals.append(range(i, min(closing[i + 1], n - 1) + 1))
-    projection = _projection(tokens)
-    spans = {k for span in (*services, *optionals) for k in span}
-    # Variables used outside every candidate span and the projection (ORDER BY ?xLabel, a
-    # FILTER, a triple): an OPTIONAL that binds one of them stays, it decides something.
+            optionals.append((i, min(closing[i + 1], n - 1)))
+    projection = set(_projection(tokens))
+    projected_labels = {tokens[k].text[1:] for k in projection if tokens[k].text[1:] in labels}
+    keeps_a_column = len(projected_labels) < len({tokens[k].text[1:] for k in projection})
+    in_span = covered(n, services + optionals)
     outside = {tokens[k].text[1:] for k in range(n)
-               if tokens[k].kind == "var" and k not in spans and k not in projection}
-    dropped = {k for span in services for k in span}
-    for span in optionals:
-        if not any(tokens[k].kind == "var" and tokens[k].text[1:] in outside
-                   and tokens[k].text[1:] in labels for k in span):
-            dropped.update(span)
-    if labels and projection:
+               if tokens[k].kind == "var" and not in_span[k] and k not in projection}
+    if not keeps_a_column:  # the labels are the only columns: they are the answer
+        outside |= projected_labels
+    # first_seen[v]: where a variable first appears outside every span and the projection.
+    first_seen: dict[str, int] = {}
+    for k in range(n):
+        if tokens[k].kind == "var" and not in_span[k] and k not in projection:
+            first_seen.setdefault(tokens[k].text[1:], k)
+    # Prefix counts, so that each OPTIONAL is checked in O(1) (they may nest thousands deep).
+    blocking = [0]  # a label used elsewhere, a multi-valued predicate, an unbound subject
+    filters = [0]
+    for k, token in enumerate(tokens):
+        name = token.text[1:] if token.kind == "var" else ""
+        blocks = (name in labels and name in outside) or names[k] == _ALT_LABEL
+        filters.append(filters[-1] + (token.kind == "word" and token.upper == "FILTER"))
+        blocking.append(blocking[-1] + blocks)
+    dropped = services[:]
+    for first, last in optionals:
+        if blocking[last + 1] - blocking[first] or filters[last + 1] - filters[first] == 0:
+            continue
+        subjects = {tokens[k].text[1:] for k in range(first, min(first + 4, last))
+                    if tokens[k].kind == "var" and tokens[k].text[1:] not in labels}
+        if all(first_seen.get(v, n) < first for v in subjects):
+            dropped.append((first, last))
+    gone = covered(n, dropped)
+    result = {k for k in range(n) if gone[k]}
+    if projected_labels and keeps_a_column:
         used = {tokens[k].text[1:] for k in range(n)
-                if tokens[k].kind == "var" and k not in dropped and k not in projection}
-        droppable = {k for k in projection
-                     if tokens[k].text[1:] in labels and tokens[k].text[1:] not in used}
-        if len(droppable) < len(projection):
-            dropped |= droppable
-    return dropped
+                if tokens[k].kind == "var" and not gone[k] and k not in projection}
+        result |= {k for k in projection
+                   if tokens[k].text[1:] in labels and tokens[k].text[1:] not in used}
+    return result
 
 
 def _projection(tokens: list[Token]) -> list[int]:

@@ -130,6 +130,8 @@ def canonical_terms(sparql: str, prefixes: Mapping[str, str] | None = None) -> l
             terms.append("?" + text[1:])
         elif kind == "punct" and text in "{}":
             terms.append("[" if text == "{" else "]")
+        elif text == "." and terms and terms[-1] in (".", "["):
+            continue  # left by a dropped label group (". ." and "{ ." are not SPARQL otherwise)
         else:
             terms.append(text)
     return terms

@@ -25,9 +25,9 @@ def validator() -> Validator:
     return Validator(Settings(), autoload=False, block=BLOCK)
 
 
-def timed(validator: Validator, query: str) -> Assessment:
+def timed(validator: Validator, query: str, question: str = "") -> Assessment:
     start = time.monotonic()
-    (assessment,) = validator.check([query])
+    (assessment,) = validator.check([query], question)
     elapsed = time.monotonic() - start
     assert elapsed < HANG_GUARD_S, f"took {elapsed:.1f} s"
     # The pool still answers: nothing crashed or stayed stuck.
@@ -130,6 +130,29 @@ VALID_CASES = {
 def test_hostile_but_valid_input_is_accepted(validator: Validator, name: str) -> None:
     assessment = timed(validator, VALID_CASES[name])
     assert assessment.valid, assessment.diagnostics
+
+
+QUESTION_CASES = {
+    # The label boilerplate at scale: the scoring text and the question lints read every
+    # candidate, also one the parser refused, so each must stay linear in its tokens.
+    "11,500 nested FILTER( on a label": "SELECT ?x ?l WHERE { ?x rdfs:label ?l "
+    + "FILTER(" * 11_500 + "?l" + ")" * 11_500 + "}",
+    "3,800 nested label SERVICE blocks": "SELECT * WHERE { " + "SERVICE wikibase:label { " * 3_800
+    + "}" * 3_800 + "}",
+    "3,000 nested label OPTIONALs": "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 "
+    + "OPTIONAL { ?x rdfs:label ?l FILTER(LANG(?l) = 'en') " * 3_000 + "}" * 3_000 + "}",
+    "6,000 projected variables": "SELECT " + " ".join(f"?v{i}" for i in range(6_000))
+    + " WHERE { VALUES (" + " ".join(f"?v{i}" for i in range(6_000)) + ") { ("
+    + " 1" * 6_000 + ") } }",
+}
+
+
+@pytest.mark.parametrize("name", [*CASES, *VALID_CASES, *QUESTION_CASES])
+def test_hostile_input_with_a_question(validator: Validator, name: str) -> None:
+    # With a question the lints also read the ids and the label boilerplate of every candidate.
+    query = CASES[name][0] if name in CASES else VALID_CASES.get(name) or QUESTION_CASES[name]
+    assessment = timed(validator, query, "How many people were born in Paris?")
+    assert assessment.valid == (name in VALID_CASES) or name in QUESTION_CASES
 
 
 def test_a_batch_of_hostile_input(validator: Validator) -> None:

@@ -90,6 +90,41 @@ def test_labels_that_choose_or_order_the_rows_are_read(query: str) -> None:
     assert text.split(" where ")[0].count("?") == query.split(" WHERE ")[0].count("?")
 
 
+@pytest.mark.parametrize("query, without", [
+    # the label is the only column: it is the answer
+    ("SELECT ?xLabel WHERE { ?x wdt:P31 wd:Q5 "
+     "OPTIONAL { ?x rdfs:label ?xLabel FILTER(LANG(?xLabel) = 'en') } }",
+     "SELECT ?xLabel WHERE { ?x wdt:P31 wd:Q5 }"),
+    # an OPTIONAL first in its group, or on a variable nothing bound before, is a join
+    ('SELECT ?city ?pop WHERE { OPTIONAL { ?city rdfs:label ?n FILTER(?n = "Paris"@en) } '
+     "?city wdt:P1082 ?pop }",
+     "SELECT ?city ?pop WHERE { ?city wdt:P1082 ?pop }"),
+    ("SELECT ?x ?y WHERE { ?x wdt:P31 wd:Q5 OPTIONAL { ?y rdfs:label ?l FILTER(LANG(?l) = 'en') } }",
+     "SELECT ?x ?y WHERE { ?x wdt:P31 wd:Q5 }"),
+    # aliases multiply rows (COUNT, LIMIT), and so does a label in every language
+    ("SELECT (COUNT(?x) AS ?n) WHERE { ?x wdt:P31 wd:Q5 "
+     "OPTIONAL { ?x skos:altLabel ?a FILTER(LANG(?a) = 'en') } }",
+     "SELECT (COUNT(?x) AS ?n) WHERE { ?x wdt:P31 wd:Q5 }"),
+    ("SELECT ?x WHERE { ?x wdt:P31 wd:Q5 OPTIONAL { ?x rdfs:label ?l } } LIMIT 10",
+     "SELECT ?x WHERE { ?x wdt:P31 wd:Q5 } LIMIT 10"),
+])
+def test_label_groups_that_change_the_rows_are_read(query: str, without: str) -> None:
+    assert scoring_text(query) != scoring_text(without)
+
+
+def test_label_groups_are_dropped_however_they_are_spelled() -> None:
+    plain = scoring_text("SELECT ?x WHERE { ?x wdt:P31 wd:Q5 . ?x wdt:P19 ?y }")
+    for query in [
+        "SELECT ?x ?l WHERE { ?x wdt:P31 wd:Q5 . OPTIONAL { ?x rdfs:label ?l FILTER "
+        'langMatches(LANG(?l), "en") } . ?x wdt:P19 ?y }',
+        "SELECT ?x ?l WHERE { ?x wdt:P31 wd:Q5 . OPTIONAL { ?x <http://www.w3.org/2000/01/rdf-schema#label> "
+        "?l . FILTER(LANG(?l) = 'en') . } . ?x wdt:P19 ?y }",
+        "SELECT ?x ?xLabel WHERE { ?x wdt:P31 wd:Q5 . ?x wdt:P19 ?y . "
+        'SERVICE SILENT wikibase:label { bd:serviceParam wikibase:language "en" } }',
+    ]:
+        assert scoring_text(query) == plain, query
+
+
 def test_literals_operators_and_paths_survive() -> None:
     text = scoring_text('ASK { ?x wdt:P31/wdt:P279* wd:Q5 ; rdfs:label "Ada"@en . '
                         'FILTER(?n >= "1"^^xsd:integer && ?n != 3) }')

@@ -49,11 +49,17 @@ def test_evaluate_reports_every_set_and_writes_json_and_card(tiny_model: Path, t
                   "--labelized", str(FIXTURES / "labelized_tiny.jsonl"),
                   "--labels", str(FIXTURES / "labels.json"),
                   "--model", str(tiny_model), "--output-json", str(report), "--card", str(card),
-                  "--precision", "fp32", "--precision", "bf16", "--quiet")
+                  "--precision", "fp32", "--precision", "bf16", "--consensus-weight", "0.75", "--quiet")
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(report.read_text())
     metrics = data["models"][str(tiny_model)]
-    assert set(metrics) == {"random", "hard", "random_verbalised", "hard_verbalised", "labelized_hard"}
+    assert set(metrics) == {"random", "hard", "hard_decided", "random_verbalised", "hard_verbalised",
+                            "labelized_hard"}
+    # The same-shaped sets decided by the whole validator, at the weight asked for.
+    assert data["consensus_weight"] == 0.75
+    decided = metrics["hard_decided"]
+    assert decided["sets"] == metrics["hard"]["sets"] and 0.0 <= decided["hits@1"] <= 1.0
+    assert 0.0 <= decided["wrong_accepted_same_shape"] <= 1.0
     for name in ("random", "random_verbalised"):
         for key in ("ap", "accuracy", "accuracy_threshold", "f1", "f1_threshold", "precision",
                     "recall", "accuracy_at_stored_threshold"):

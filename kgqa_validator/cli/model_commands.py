@@ -99,6 +99,9 @@ def _add_evaluate(sub: Any, **kwargs: Any) -> None:
                           help="evaluate models in this many processes at once (default 1)")
     evaluate.add_argument("--no-property-table", action="store_true",
                           help="read property ids without the shipped property table")
+    evaluate.add_argument("--consensus-weight", type=float, metavar="W",
+                          help="the consensus weight of the decided sets and of the LLM-candidate "
+                               "default (0 to 1; default: the validator's own)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -145,6 +148,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from kgqa_validator.model.evaluate import evaluate_models
 
+    if args.consensus_weight is not None and not 0.0 <= args.consensus_weight <= 1.0:
+        raise UsageError(f"--consensus-weight must be between 0 and 1, not {args.consensus_weight}")
     if args.llm_candidates is not None:
         from kgqa_validator.config import Settings
         from kgqa_validator.model import evaluate_candidates as llm
@@ -154,7 +159,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         settings = Settings(
             model_path=args.model[0] if args.model else None,
             precision=Precision(args.precision[0]) if args.precision else Precision.FP32,
-            property_table=not args.no_property_table)
+            property_table=not args.no_property_table,
+            **({} if args.consensus_weight is None else {"consensus_weight": args.consensus_weight}))
         result = llm.evaluate_llm_candidates(args.llm_candidates, settings, limit=args.limit,
                                              weights=llm.SENSITIVITY, progress=not args.quiet)
         result["model"] = str(args.model[0]) if args.model else "shipped"
@@ -172,7 +178,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         limit=args.limit, json_path=args.output_json, card_path=args.card,
         progress=not args.quiet, precisions=args.precision or ["fp32"], human=args.human,
         noa=args.noa, property_table=not args.no_property_table, labels_files=args.labels,
-        workers=args.workers)
+        workers=args.workers, consensus_weight=args.consensus_weight)
     for name, sets in result["models"].items():
         print(name)
         for set_name, metrics in sets.items():

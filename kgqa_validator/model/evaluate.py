@@ -22,6 +22,9 @@ reads it at run time: the canonical scoring text, property ids labelled from the
     and the original query (:mod:`kgqa_validator.model.devsets`); ``noa_twins_property`` and
     ``noa_twins_entity`` split them by what the twin swapped (entity twins differ only in a
     Q-id, which an ids-only scorer cannot read: a coin flip without ``--labels``).
+``hard_decided``
+    the ``hard`` sets decided by the whole validator (consensus and decision rules included),
+    in a seeded order: what reranking a template generator's candidates gets.
 ``generator``
     the generator-like sets of the human-written development slice (gold with its PREFIX lines
     and the wrong variants a generator writes), decided by the whole validator at its default
@@ -37,12 +40,18 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kgqa_validator.model.card import model_card
 from kgqa_validator.model.data import Example, load_examples, query_shape
-from kgqa_validator.model.devsets import decision_metrics, generator_sets, noa_twin_sets
+from kgqa_validator.model.devsets import (
+    CandidateSet,
+    decision_metrics,
+    generator_sets,
+    noa_twin_sets,
+)
 from kgqa_validator.model.encoder import SHIPPED_MODEL, Encoder, read_threshold
 from kgqa_validator.model.metrics import (
     accuracy_at,
@@ -159,14 +168,32 @@ def _evaluate_sets(encoder: Encoder, sets: Mapping[str, Any], stored: float | No
     return results
 
 
+def decided_sets(hard: Sequence[tuple[str, list[str]]]) -> list[CandidateSet]:
+    """The same-shaped sets for the whole validator, in a seeded order (the gold is not first:
+    the input order breaks ties)."""
+    rng = random.Random(SEED)
+    out = []
+    for question, candidates in hard:
+        items = [(candidates[0], "gold")] + [(c, "same_shape") for c in candidates[1:]]
+        rng.shuffle(items)
+        gold = next(i for i, (_, kind) in enumerate(items) if kind == "gold")
+        out.append(CandidateSet(question, tuple(c for c, _ in items), gold,
+                                tuple(k for _, k in items)))
+    return out
+
+
 def _evaluate_decisions(folder: Path, precision: str, sets: Mapping[str, Any],
-                        labels_files: Sequence[Path]) -> dict[str, Any]:
-    """The decided sets, through the whole validator at its default settings."""
+                        labels_files: Sequence[Path],
+                        consensus_weight: float | None = None) -> dict[str, Any]:
+    """The decided sets, through the whole validator at its default settings (but
+    ``consensus_weight``, when given)."""
     from kgqa_validator.config import Settings
     from kgqa_validator.validator import Validator
 
     settings = Settings(model_path=folder, precision=Precision(precision),
                         labels_files=tuple(labels_files))
+    if consensus_weight is not None:
+        settings = replace(settings, consensus_weight=consensus_weight)
     validator = Validator(settings, autoload=False)
     results: dict[str, Any] = {}
     for name, (kind, data) in sets.items():
@@ -207,6 +234,7 @@ def build_sets(test: Path, labelized: Path | None, labels: Mapping[str, str],
     sets: dict[str, tuple[str, Any]] = {
         "random": ("pairs", [(q, text(s), y) for q, s, y in random_set]),
         "hard": ("sets", [(q, [text(c) for c in cands]) for q, cands in hard]),
+        "hard_decided": ("decided", decided_sets(hard)),
     }
     if labels:
         sets["random_verbalised"] = ("pairs", [(q, text(s, labels), y) for q, s, y in random_set])
@@ -235,7 +263,7 @@ def evaluate_models(
     labels: Mapping[str, str] | None = None, limit: int = 2000, json_path: Path | None = None,
     card_path: Path | None = None, progress: bool = True, precisions: Sequence[str] = ("fp32",),
     human: Path | None = None, noa: Path | None = None, property_table: bool = True,
-    labels_files: Sequence[Path] = (), workers: int = 1,
+    labels_files: Sequence[Path] = (), workers: int = 1, consensus_weight: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate each model folder (``None`` = the shipped model) on the same fixed sets.
 
@@ -252,7 +280,7 @@ def evaluate_models(
     result: dict[str, Any] = {
         "test": str(test), "labelized": str(labelized) if labelized else None,
         "human": str(human) if human else None, "noa": str(noa) if noa else None,
-        "property_table": property_table,
+        "property_table": property_table, "consensus_weight": consensus_weight,
         "limit": limit, "seed": SEED,
         "sets": {name: len(data) for name, (_, data) in sets.items()},
         "set_kinds": {name: kind for name, (kind, _) in sets.items()},
@@ -268,11 +296,13 @@ def evaluate_models(
 
         context = multiprocessing.get_context("spawn")  # no torch state shared with a fork
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-            futures = [pool.submit(_evaluate_model, sets, model, precision, tuple(labels_files))
+            futures = [pool.submit(_evaluate_model, sets, model, precision, tuple(labels_files),
+                                   consensus_weight)
                        for model, precision in jobs]
             outcomes = [f.result() for f in futures]
     else:
-        outcomes = [_evaluate_model(sets, model, precision, labels_files) for model, precision in jobs]
+        outcomes = [_evaluate_model(sets, model, precision, labels_files, consensus_weight)
+                    for model, precision in jobs]
     for name, metrics, recipe, precision in outcomes:
         result["models"][name] = metrics
         result["recipes"][name] = recipe
@@ -287,14 +317,15 @@ def evaluate_models(
 
 
 def _evaluate_model(sets: Mapping[str, Any], model: Path | None, precision: str,
-                    labels_files: Sequence[Path]) -> tuple[str, dict[str, Any], dict[str, Any], str]:
+                    labels_files: Sequence[Path], consensus_weight: float | None = None,
+                    ) -> tuple[str, dict[str, Any], dict[str, Any], str]:
     """(name, metrics, the model's recipe and thresholds, precision) of one model."""
     folder = Path(model) if model else SHIPPED_MODEL
     stored = read_threshold(folder, precision) if (folder / "threshold.json").is_file() else None
     encoder = Encoder(folder, cache_size=1_000_000, precision=precision)
     name = (str(model) if model else "shipped") + ("" if precision == "fp32" else f" ({precision})")
     metrics = {**_evaluate_sets(encoder, sets, stored),
-               **_evaluate_decisions(folder, precision, sets, labels_files)}
+               **_evaluate_decisions(folder, precision, sets, labels_files, consensus_weight)}
     meta_file = folder / "threshold.json"
     recipe = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     return name, metrics, recipe, precision

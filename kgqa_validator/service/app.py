@@ -52,6 +52,14 @@ class SafeJSONResponse(JSONResponse):
         return dumps(content).encode("utf-8")
 
 
+def _ok(example: Any = None) -> dict[int | str, dict[str, Any]]:
+    """The 200 of a route that returns its JSON response itself (FastAPI cannot infer it)."""
+    content: dict[str, Any] = {"schema": {"type": "object"}}
+    if example is not None:
+        content["example"] = example
+    return {200: {"description": "the result", "content": {"application/json": content}}}
+
+
 def _errors(status: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"description": "error", "content": {"application/json": {"example": ERROR_EXAMPLE}}}}
 
@@ -168,8 +176,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                        timeout_s=service.body_timeout_s)
 
     @app.post("/validate", summary="Rank and reject the candidates of one question",
-              responses={200: {"content": {"application/json": {"example": REPORT_EXAMPLE}}},
-                         **_errors(422), **_errors(403)}, openapi_extra=body_doc(ValidateRequest))
+              responses={**_ok(REPORT_EXAMPLE), **_errors(422), **_errors(403)},
+              openapi_extra=body_doc(ValidateRequest))
     async def validate(request: Request) -> SafeJSONResponse:
         """The report `kgqa-validator rerank --json` gives: the ranking, best first, with
         score, verdict and diagnostics per candidate."""
@@ -180,7 +188,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                                                  body.options.threshold, body.options.execute))
 
     @app.post("/validate/batch", summary="Several questions in one request",
-              responses=_errors(422), openapi_extra=body_doc(BatchRequest))
+              responses={**_ok(), **_errors(422)}, openapi_extra=body_doc(BatchRequest))
     async def validate_batch(request: Request) -> SafeJSONResponse:
         """`{"results": [report, ...]}`, one report per item, in order."""
         body = await parse_body(request, BatchRequest)
@@ -204,7 +212,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return SafeJSONResponse({"results": await engine.run(run_all)})
 
     @app.post("/check", summary="Syntax and lints of many queries (no scoring)",
-              responses=_errors(422), openapi_extra=body_doc(CheckRequest))
+              responses={**_ok(), **_errors(422)}, openapi_extra=body_doc(CheckRequest))
     async def check(request: Request) -> SafeJSONResponse:
         """`{"results": [{"sparql", "valid", "form", "diagnostics"}, ...]}` as `check --json`."""
         body = await parse_body(request, CheckRequest)
