@@ -42,6 +42,12 @@ SCRIPT = textwrap.dedent("""
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX signals, /proc")
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT
+    # ignored: run from `cmd &` or nohup, the script would never see the Ctrl-C this test sends.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _alive(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -57,7 +63,7 @@ def test_no_worker_traceback_when_the_parent_goes(how: str, tmp_path: Path):
     with err_path.open("wb") as err:
         process = subprocess.Popen(
             [sys.executable, "-c", SCRIPT, str(fixture)], stdout=subprocess.PIPE, stderr=err,
-            cwd=ROOT, start_new_session=True,
+            cwd=ROOT, start_new_session=True, preexec_fn=_default_sigint,
             env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
         assert process.stdout is not None
         line = process.stdout.readline().decode().split()
