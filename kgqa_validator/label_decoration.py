@@ -23,14 +23,14 @@ from collections.abc import Mapping
 from kgqa_validator.parsing.lexer import Token, expand_name
 from kgqa_validator.prefixes import LABEL_SERVICE
 
+_ALT_LABEL = "http://www.w3.org/2004/02/skos/core#altLabel"  # many per language: rows multiply
 LABEL_PREDICATES = frozenset({
     "http://www.w3.org/2000/01/rdf-schema#label",
-    "http://www.w3.org/2004/02/skos/core#altLabel",
+    _ALT_LABEL,
     "http://www.w3.org/2004/02/skos/core#prefLabel",
     "http://schema.org/description",
     "http://schema.org/name",
 })
-_ALT_LABEL = "http://www.w3.org/2004/02/skos/core#altLabel"  # many per language: rows multiply
 # The label service binds ?xLabel, ?xAltLabel and ?xDescription for every projected ?x.
 _LABEL_SUFFIXES = ("AltLabel", "Label", "Description")
 
@@ -114,21 +114,29 @@ def _filter_group(tokens: list[Token], i: int) -> int | None:
     return None
 
 
-def _mark(tokens: list[Token], names: list[str], labels: set[str],
-          closing: dict[int, int]) -> list[bool]:
+def _service_spans(tokens: list[Token], names: list[str],
+                   closing: dict[int, int]) -> list[tuple[int, int]]:
+    """``(first, last)`` of every label service block."""
+    spans = []
+    for i in range(len(tokens)):
+        block = _service_block(tokens, names, i)
+        if block is not None:
+            spans.append((i, closing[block]))
+    return spans
+
+
+def _mark(tokens: list[Token], names: list[str], labels: set[str], closing: dict[int, int],
+          services: list[tuple[int, int]]) -> list[bool]:
     n = len(tokens)
     marks = [t.kind == "var" and t.text[1:] in labels for t in tokens]
     # label_vars[k]: label variables among tokens[:k] (a FILTER's content is checked in O(1)).
     label_vars = [0]
     for flag in marks:
         label_vars.append(label_vars[-1] + flag)
-    spans: list[tuple[int, int]] = []
+    spans = services[:]
     for i in range(n):
-        block = _service_block(tokens, names, i)
         group = _filter_group(tokens, i)
-        if block is not None:
-            spans.append((i, closing[block]))
-        elif names[i] in LABEL_PREDICATES:
+        if names[i] in LABEL_PREDICATES:
             # ?s rdfs:label ?o .  (or  ; rdfs:label ?o  inside a predicate-object list)
             spans.append((i, i + 1))
             if i and tokens[i - 1].text == ";":
@@ -161,7 +169,8 @@ def decoration_marks(tokens: list[Token], prefixes: Mapping[str, str],
     """Per token of a query body (the prologue already cut off): whether it is decoration."""
     names = _names(tokens, prefixes, declared)
     labels = _label_variables(tokens, names, any(name == LABEL_SERVICE for name in names))
-    return _mark(tokens, names, labels, closing_brackets(tokens))
+    closing = closing_brackets(tokens)
+    return _mark(tokens, names, labels, closing, _service_spans(tokens, names, closing))
 
 
 def answer_neutral(tokens: list[Token], prefixes: Mapping[str, str],
@@ -175,29 +184,23 @@ def answer_neutral(tokens: list[Token], prefixes: Mapping[str, str],
     names = _names(tokens, prefixes, declared)
     labels = _label_variables(tokens, names, any(name == LABEL_SERVICE for name in names))
     closing = closing_brackets(tokens)
-    marks = _mark(tokens, names, labels, closing)
+    services = _service_spans(tokens, names, closing)
+    marks = _mark(tokens, names, labels, closing, services)
     n = len(tokens)
-    services: list[tuple[int, int]] = []
-    optionals: list[tuple[int, int]] = []
-    for i in range(n):
-        block = _service_block(tokens, names, i)
-        if block is not None:
-            services.append((i, closing[block]))
-        elif _optional_group(tokens, i) and marks[i]:
-            optionals.append((i, min(closing[i + 1], n - 1)))
+    optionals = [(i, min(closing[i + 1], n - 1)) for i in range(n)
+                 if _optional_group(tokens, i) and marks[i]]
     projection = set(_projection(tokens))
     projected_labels = {tokens[k].text[1:] for k in projection if tokens[k].text[1:] in labels}
     keeps_a_column = len(projected_labels) < len({tokens[k].text[1:] for k in projection})
     in_span = covered(n, services + optionals)
-    outside = {tokens[k].text[1:] for k in range(n)
-               if tokens[k].kind == "var" and not in_span[k] and k not in projection}
-    if not keeps_a_column:  # the labels are the only columns: they are the answer
-        outside |= projected_labels
     # first_seen[v]: where a variable first appears outside every span and the projection.
     first_seen: dict[str, int] = {}
     for k in range(n):
         if tokens[k].kind == "var" and not in_span[k] and k not in projection:
             first_seen.setdefault(tokens[k].text[1:], k)
+    outside = set(first_seen)
+    if not keeps_a_column:  # the labels are the only columns: they are the answer
+        outside |= projected_labels
     # Prefix counts, so that each OPTIONAL is checked in O(1) (they may nest thousands deep).
     blocking = [0]  # a label used elsewhere, a multi-valued predicate, an unbound subject
     filters = [0]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kgqa_validator.cli.exits import EXIT_OK
+from kgqa_validator.cli.options import checked_weight
 from kgqa_validator.errors import UsageError
 from kgqa_validator.label_files import load_labels
 from kgqa_validator.types import Precision
@@ -148,8 +149,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from kgqa_validator.model.evaluate import evaluate_models
 
-    if args.consensus_weight is not None and not 0.0 <= args.consensus_weight <= 1.0:
-        raise UsageError(f"--consensus-weight must be between 0 and 1, not {args.consensus_weight}")
+    if args.consensus_weight is not None:
+        checked_weight(args.consensus_weight)
     if args.llm_candidates is not None:
         from kgqa_validator.config import Settings
         from kgqa_validator.model import evaluate_candidates as llm

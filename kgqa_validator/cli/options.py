@@ -161,12 +161,16 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
             max_candidates=args.max_candidates,
         )
         if args.consensus_weight is not None:
-            if not 0.0 <= args.consensus_weight <= 1.0:
-                raise UsageError(f"--consensus-weight must be between 0 and 1, not "
-                                 f"{args.consensus_weight}")
-            settings = replace(settings, consensus_weight=args.consensus_weight)
+            settings = replace(settings, consensus_weight=checked_weight(args.consensus_weight))
         settings = endpoint_settings(args, settings)
     return settings
+
+
+def checked_weight(weight: float) -> float:
+    """``--consensus-weight`` as given, or the one-line usage error."""
+    if not 0.0 <= weight <= 1.0:  # also refuses NaN
+        raise UsageError(f"--consensus-weight must be between 0 and 1, not {weight}")
+    return weight
 
 
 def make_validator(args: argparse.Namespace, settings: Settings) -> Any:

@@ -12,7 +12,6 @@ other entities) or ``property`` (the same entities, another property).
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from kgqa_validator.model.data import in_development_slice, load_examples
 from kgqa_validator.model.perturb import Perturber
 from kgqa_validator.properties import PropertyTable
+from kgqa_validator.scoring_text import ids_in
 
 SEED = 0
 
@@ -30,6 +30,16 @@ class CandidateSet:
     candidates: tuple[str, ...]
     gold: int  # index of the gold query in ``candidates``
     kinds: tuple[str, ...]  # per candidate: "gold" or the perturbation kind
+
+
+def shuffled_set(question: str, gold: str, wrong: Sequence[tuple[str, str]],
+                 rng: random.Random) -> CandidateSet:
+    """The gold query among the ``(query, kind)`` wrong ones, in ``rng``'s order (input order
+    breaks ties in a ranking, so the gold must not always come first)."""
+    items = [(gold, "gold"), *wrong]
+    rng.shuffle(items)
+    index = next(i for i, (_, kind) in enumerate(items) if kind == "gold")
+    return CandidateSet(question, tuple(q for q, _ in items), index, tuple(k for _, k in items))
 
 
 def generator_sets(human: Path, properties: PropertyTable, limit: int) -> list[CandidateSet]:
@@ -44,11 +54,8 @@ def generator_sets(human: Path, properties: PropertyTable, limit: int) -> list[C
         variants = perturber.variants(e.sparql, rng)
         if not variants:
             continue
-        items = [(e.sparql, "gold")] + [(v.sparql, v.kind) for v in variants]
-        rng.shuffle(items)
-        gold = next(i for i, (_, kind) in enumerate(items) if kind == "gold")
-        sets.append(CandidateSet(e.questions[0], tuple(s for s, _ in items), gold,
-                                 tuple(k for _, k in items)))
+        sets.append(shuffled_set(e.questions[0], e.sparql,
+                                 [(v.sparql, v.kind) for v in variants], rng))
     return sets[:limit]
 
 
@@ -59,22 +66,19 @@ def noa_twin_sets(noa: Path, limit: int) -> list[CandidateSet]:
     for e in load_examples(noa):
         if not e.negative or not in_development_slice(e.key):
             continue
-        items = [(e.sparql, "gold"), (e.negative, twin_kind(e.sparql, e.negative))]
-        rng.shuffle(items)
-        gold = 0 if items[0][1] == "gold" else 1
-        sets.append(CandidateSet(e.questions[0], tuple(s for s, _ in items), gold,
-                                 tuple(k for _, k in items)))
+        sets.append(shuffled_set(e.questions[0], e.sparql,
+                                 [(e.negative, twin_kind(e.sparql, e.negative))], rng))
     return sets[:limit]
-
-
-_ENTITY = re.compile(r"\bQ\d+\b")
 
 
 def twin_kind(query: str, twin: str) -> str:
     """``entity`` when the twins' entity ids differ, else ``property``.  An entity twin cannot
     be told from its question by an ids-only scorer: only a label source (``--labels``) says
     which of two Q-ids the question names."""
-    return "entity" if _ENTITY.findall(query) != _ENTITY.findall(twin) else "property"
+    def entities(sparql: str) -> list[str]:
+        return [i for i in ids_in(sparql) if i.startswith("Q")]
+
+    return "entity" if entities(query) != entities(twin) else "property"
 
 
 def decision_metrics(sets: Sequence[CandidateSet], ranked: Sequence[Sequence[int]],

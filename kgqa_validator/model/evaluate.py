@@ -51,6 +51,7 @@ from kgqa_validator.model.devsets import (
     decision_metrics,
     generator_sets,
     noa_twin_sets,
+    shuffled_set,
 )
 from kgqa_validator.model.encoder import SHIPPED_MODEL, Encoder, read_threshold
 from kgqa_validator.model.metrics import (
@@ -169,17 +170,10 @@ def _evaluate_sets(encoder: Encoder, sets: Mapping[str, Any], stored: float | No
 
 
 def decided_sets(hard: Sequence[tuple[str, list[str]]]) -> list[CandidateSet]:
-    """The same-shaped sets for the whole validator, in a seeded order (the gold is not first:
-    the input order breaks ties)."""
+    """The same-shaped sets (gold first) for the whole validator, in a seeded order."""
     rng = random.Random(SEED)
-    out = []
-    for question, candidates in hard:
-        items = [(candidates[0], "gold")] + [(c, "same_shape") for c in candidates[1:]]
-        rng.shuffle(items)
-        gold = next(i for i, (_, kind) in enumerate(items) if kind == "gold")
-        out.append(CandidateSet(question, tuple(c for c, _ in items), gold,
-                                tuple(k for _, k in items)))
-    return out
+    return [shuffled_set(question, candidates[0], [(c, "same_shape") for c in candidates[1:]], rng)
+            for question, candidates in hard]
 
 
 def _evaluate_decisions(folder: Path, precision: str, sets: Mapping[str, Any],
