@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kgqa_validator.errors import ConfigurationError
@@ -37,7 +37,9 @@ class Settings:
     ``consensus`` lets the candidates' agreement with each other take part in the ranking
     where a request has three or more valid candidates, blended with the encoder's score with
     weight ``consensus_weight`` (0: encoder only, 1: consensus only among the candidates the
-    encoder accepts); ``consensus_accepts`` keeps the candidate the others agree with most
+    encoder accepts), or ``consensus_weight_voted`` where the encoder accepts a candidate that
+    other candidates repeat (the request holds samples, and their votes are evidence the
+    encoder does not have); ``consensus_accepts`` keeps the candidate the others agree with most
     even below the encoder's threshold; see :mod:`kgqa_validator.builtin.combine`.
     ``reject_outranked`` rejects an accepted candidate one term away from a better-ranked
     accepted one (another entity, property or direction: both cannot be right); see
@@ -73,6 +75,7 @@ class Settings:
     endpoint_labels: bool = False
     consensus: bool = True
     consensus_weight: float = 0.5
+    consensus_weight_voted: float = 1.0
     consensus_accepts: bool = True
     reject_outranked: bool = True
     # Candidates one rerank request may hold: each is parsed and embedded, so an unbounded
@@ -84,9 +87,14 @@ class Settings:
     def __post_init__(self) -> None:
         # Fail where the setting is made, not at the first score.
         object.__setattr__(self, "precision", check_precision(self.precision))
-        if not 0.0 <= self.consensus_weight <= 1.0:  # also refuses NaN
-            raise ConfigurationError(
-                f"consensus_weight must be between 0 and 1, not {self.consensus_weight}")
+        for name in ("consensus_weight", "consensus_weight_voted"):
+            weight = getattr(self, name)
+            if not 0.0 <= weight <= 1.0:  # also refuses NaN
+                raise ConfigurationError(f"{name} must be between 0 and 1, not {weight}")
+
+    def with_consensus_weight(self, weight: float) -> Settings:
+        """These settings with one consensus weight for every request, voted or not."""
+        return replace(self, consensus_weight=weight, consensus_weight_voted=weight)
 
     @classmethod
     def for_mode(cls, mode: Mode | str, prefixes: Mapping[str, str] | None = None,

@@ -33,6 +33,12 @@ LABEL_PREDICATES = frozenset({
 })
 # The label service binds ?xLabel, ?xAltLabel and ?xDescription for every projected ?x.
 _LABEL_SUFFIXES = ("AltLabel", "Label", "Description")
+# What a label service block may name and still be boilerplate: its parameters and, in its
+# manual mode (``?x rdfs:label ?name``), the label predicates.
+_SERVICE_TERMS = LABEL_PREDICATES | {
+    "http://www.bigdata.com/rdf#serviceParam",
+    "http://wikiba.se/ontology#language",
+}
 
 
 def _names(tokens: list[Token], prefixes: Mapping[str, str],
@@ -116,12 +122,21 @@ def _filter_group(tokens: list[Token], i: int) -> int | None:
 
 def _service_spans(tokens: list[Token], names: list[str],
                    closing: dict[int, int]) -> list[tuple[int, int]]:
-    """``(first, last)`` of every label service block."""
+    """``(first, last)`` of every label service block that is boilerplate: one that names
+    nothing but its parameters and label predicates.  ``SERVICE wikibase:label {
+    bd:serviceParam wikibase:language "en" . wd:Q42 schema:description ?d }`` asks for one
+    entity's description: the entity and the description are the answer, not decoration."""
+    # other[k]: IRIs among tokens[:k] that a boilerplate block does not name (O(1) per block).
+    other = [0]
+    for name in names:
+        other.append(other[-1] + (name != "" and name not in _SERVICE_TERMS))
     spans = []
     for i in range(len(tokens)):
         block = _service_block(tokens, names, i)
         if block is not None:
-            spans.append((i, closing[block]))
+            last = min(closing[block], len(tokens) - 1)
+            if other[last + 1] - other[block] == 0:
+                spans.append((i, closing[block]))
     return spans
 
 
@@ -167,10 +182,7 @@ def _optional_group(tokens: list[Token], i: int) -> bool:
 def decoration_marks(tokens: list[Token], prefixes: Mapping[str, str],
                      declared: Mapping[str, str]) -> list[bool]:
     """Per token of a query body (the prologue already cut off): whether it is decoration."""
-    names = _names(tokens, prefixes, declared)
-    labels = _label_variables(tokens, names, any(name == LABEL_SERVICE for name in names))
-    closing = closing_brackets(tokens)
-    return _mark(tokens, names, labels, closing, _service_spans(tokens, names, closing))
+    return label_tokens(tokens, prefixes, declared)[0]
 
 
 def answer_neutral(tokens: list[Token], prefixes: Mapping[str, str],
@@ -181,11 +193,22 @@ def answer_neutral(tokens: list[Token], prefixes: Mapping[str, str],
     ``FILTER``, never ``skos:altLabel``, which multiplies rows), whose subject is bound before
     it and whose label is used nowhere else; and the projected label variables bound only
     there (while another variable stays projected)."""
+    return label_tokens(tokens, prefixes, declared)[1]
+
+
+def label_tokens(tokens: list[Token], prefixes: Mapping[str, str],
+                 declared: Mapping[str, str]) -> tuple[list[bool], set[int]]:
+    """:func:`decoration_marks` and :func:`answer_neutral` of one query body, read once."""
     names = _names(tokens, prefixes, declared)
     labels = _label_variables(tokens, names, any(name == LABEL_SERVICE for name in names))
     closing = closing_brackets(tokens)
     services = _service_spans(tokens, names, closing)
     marks = _mark(tokens, names, labels, closing, services)
+    return marks, _neutral(tokens, names, labels, closing, services, marks)
+
+
+def _neutral(tokens: list[Token], names: list[str], labels: set[str], closing: dict[int, int],
+             services: list[tuple[int, int]], marks: list[bool]) -> set[int]:
     n = len(tokens)
     optionals = [(i, min(closing[i + 1], n - 1)) for i in range(n)
                  if _optional_group(tokens, i) and marks[i]]

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kgqa_validator.label_decoration import decoration_marks
+from kgqa_validator.label_decoration import label_tokens
 from kgqa_validator.parsing.lexer import Token, analyse, expand_name
 from kgqa_validator.prefixes import WIKIDATA_PREFIXES
 from kgqa_validator.scoring_text import prologue, resolve_iri
@@ -53,10 +53,13 @@ _NAMESPACES = sorted(((iri, name) for name, iri in WIKIDATA_PREFIXES.items()),
 
 @dataclass(frozen=True)
 class Structure:
-    """The normalised tokens of one query and, per token, whether it is label decoration."""
+    """The normalised tokens of one query and, per token, whether it is label decoration and
+    whether it is answer-neutral (can go without changing the rows that come back: see
+    :func:`kgqa_validator.label_decoration.answer_neutral`)."""
 
     tokens: tuple[str, ...]
     decoration: tuple[bool, ...]
+    neutral: tuple[bool, ...]
 
     @property
     def key(self) -> str:
@@ -65,10 +68,20 @@ class Structure:
 
     @property
     def core_key(self) -> str:
-        """:attr:`key` without the label decoration: equal when two queries ask the same."""
-        core = [t for t, d in zip(self.tokens, self.decoration, strict=True) if not d]
-        return " ".join(t for i, t in enumerate(core)
-                        if t != "." or (i + 1 < len(core) and core[i + 1] != "}"))
+        """:attr:`key` without the answer-neutral label boilerplate: equal for a query with a
+        label service or label columns and the same query without (what
+        :func:`kgqa_validator.label_decoration.answer_neutral` counts as changing no rows)."""
+        core: list[str] = []
+        for token, neutral in zip(self.tokens, self.neutral, strict=True):
+            if neutral:
+                continue
+            # The dots around a dropped group: one between two patterns, none after "{".
+            if token == "." and (not core or core[-1] in (".", "{")):
+                continue
+            if token == "}" and core and core[-1] == ".":
+                core.pop()
+            core.append(token)
+        return " ".join(core)
 
 
 def compact_iri(iri: str) -> str:
@@ -114,7 +127,7 @@ def structure(sparql: str, prefixes: Mapping[str, str] | None = None,
     facts = analyse(sparql)
     start, _, base = prologue(facts.tokens)
     tokens = facts.tokens[start:][:max_tokens]
-    marks = decoration_marks(tokens, prefixes, facts.declared_prefixes)
+    marks, neutral = label_tokens(tokens, prefixes, facts.declared_prefixes)
     # Variables are numbered by first appearance outside decoration, so that adding a label
     # service does not renumber the variables that carry the meaning.
     renamed: dict[str, str] = {}
@@ -126,6 +139,7 @@ def structure(sparql: str, prefixes: Mapping[str, str] | None = None,
             renamed[token.text[1:]] = f"?l{len(renamed)}"
     out: list[str] = []
     kept: list[bool] = []
+    dropped: list[bool] = []
     in_head = False  # between SELECT/ASK/DESCRIBE and the group: WHERE is optional there
     for i, token in enumerate(tokens):
         if token.text == "." and i + 1 < len(tokens) and tokens[i + 1].text == "}":
@@ -139,7 +153,9 @@ def structure(sparql: str, prefixes: Mapping[str, str] | None = None,
             in_head = False
             out.append("WHERE")
             kept.append(False)
+            dropped.append(False)
         out.append(renamed[token.text[1:]] if token.kind == "var"
                    else _normalise(token, prefixes, facts.declared_prefixes, base))
         kept.append(marks[i])
-    return Structure(tuple(out), tuple(kept))
+        dropped.append(i in neutral)
+    return Structure(tuple(out), tuple(kept), tuple(dropped))

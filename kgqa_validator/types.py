@@ -160,12 +160,18 @@ class ParsedQuery:
 
 @dataclass(frozen=True)
 class Score:
-    """One scorer's opinion of one candidate; ``producer`` names the scorer."""
+    """One scorer's opinion of one candidate; ``producer`` names the scorer.
+
+    ``weight`` is the blend weight a ranking-only score asks for: the consensus scorer sets it
+    on a candidate that other candidates repeat (a vote), and the built-in combination uses it
+    for the whole request when the gating scorers accept such a candidate; ``None`` asks for
+    nothing (``Settings.consensus_weight`` applies)."""
 
     value: float
     producer: str
     threshold: float | None = None
     detail: str = ""
+    weight: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -173,6 +179,7 @@ class Score:
             "value": round(self.value, 6),
             "threshold": None if self.threshold is None else round(self.threshold, 6),
             "detail": self.detail,
+            "weight": self.weight,
         }
 
 

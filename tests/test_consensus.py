@@ -148,6 +148,100 @@ def test_settings_refuse_a_weight_outside_0_1() -> None:
     for weight in (-0.1, 1.5, float("nan")):
         with pytest.raises(ConfigurationError, match="consensus_weight"):
             Settings(consensus_weight=weight)
+        with pytest.raises(ConfigurationError, match="consensus_weight_voted"):
+            Settings(consensus_weight_voted=weight)
+        with pytest.raises(ConfigurationError, match="consensus_weight"):
+            Settings().with_consensus_weight(weight)
+    fixed = Settings().with_consensus_weight(0.3)
+    assert (fixed.consensus_weight, fixed.consensus_weight_voted) == (0.3, 0.3)
+
+
+class StraightEncoder:
+    """Scores fall with the input position: the encoder prefers the first candidate."""
+
+    @hookimpl
+    def kgqa_score(self, question: Question, candidates: Sequence[Candidate],
+                   texts: Sequence[str], settings: Settings) -> Sequence[Score]:
+        return [Score(0.9 - 0.1 * c.index, "encoder", 0.2) for c in candidates]
+
+
+def straight(**settings: object) -> Validator:
+    pm = get_plugin_manager(autoload=False, block=["scoring", "execute", "endpoint_labels"])
+    pm.register(StraightEncoder())
+    return Validator(Settings(reject_outranked=False, **settings),  # type: ignore[arg-type]
+                     plugin_manager=pm)
+
+
+def votes(report: object) -> dict[int, float | None]:
+    """The blend weight each candidate's consensus score asks for (set on votes only)."""
+    return {v.candidate.index: s.weight for v in report.verdicts  # type: ignore[attr-defined]
+            for s in v.scores if s.producer == "consensus"}
+
+
+DISTINCT = [RIGHT, DEATH, "SELECT ?p WHERE { wd:Q42 wdt:P20 ?p . ?p wdt:P17 ?c }",
+            "SELECT ?p WHERE { wd:Q42 wdt:P20 ?p . ?p wdt:P131 ?c }"]
+# Candidate 2 again, as another run writes it: PREFIX line, other variables, a label column.
+COPY = ("PREFIX wdt: <http://www.wikidata.org/prop/direct/>\nselect $x ?xLabel { wd:Q42 wdt:P20 $x . "
+        "$x wdt:P17 ?y . SERVICE wikibase:label { bd:serviceParam wikibase:language 'en' } }")
+
+
+def test_votes_raise_the_consensus_weight() -> None:
+    # Distinct candidates (hand-made variants, a beam): the consensus weighs
+    # consensus_weight (0.5) and the encoder's preference for the first one stands.
+    report = straight().validate(BORN, DISTINCT)
+    assert set(votes(report).values()) == {None}
+    assert report.best is not None and report.best.candidate.index == 0
+    # The same request where two runs wrote the same query: the candidates are samples,
+    # their votes count, and consensus_weight_voted (1) ranks by agreement alone.
+    report = straight().validate(BORN, [*DISTINCT, COPY])
+    assert votes(report) == {0: None, 1: None, 2: 1.0, 3: None, 4: 1.0}
+    assert "2 return the same rows: votes" in report.verdicts[0].scores[1].detail
+    assert report.best is not None and report.best.candidate.index == 2
+    # Every part is a setting: a fixed weight for every request, or the votes' own.
+    fixed = Validator(Settings(reject_outranked=False).with_consensus_weight(0.5),
+                      plugin_manager=straight().pm).validate(BORN, [*DISTINCT, COPY])
+    assert fixed.best is not None and fixed.best.candidate.index in (0, 1)  # the encoder's say
+    low = straight(consensus_weight_voted=0.0).validate(BORN, [*DISTINCT, COPY])
+    assert [v.candidate.index for v in low.verdicts] == [0, 1, 2, 3, 4]
+    # Another entity is another query, however alike: no votes.
+    other = straight().validate(BORN, [*DISTINCT, "SELECT ?p WHERE { wd:Q5 wdt:P20 ?p . ?p wdt:P17 ?c }"])
+    assert set(votes(other).values()) == {None}
+
+
+class PicksyEncoder:
+    """Accepts the first four candidates (falling scores), rejects the rest."""
+
+    @hookimpl
+    def kgqa_score(self, question: Question, candidates: Sequence[Candidate],
+                   texts: Sequence[str], settings: Settings) -> Sequence[Score]:
+        return [Score(0.9 - 0.1 * c.index if c.index < 4 else 0.1, "encoder", 0.2)
+                for c in candidates]
+
+
+def test_copies_of_a_rejected_candidate_are_no_votes() -> None:
+    pm = get_plugin_manager(autoload=False, block=["scoring", "execute", "endpoint_labels"])
+    pm.register(PicksyEncoder())
+    validator = Validator(Settings(reject_outranked=False), plugin_manager=pm)
+    junk = "SELECT ?x WHERE { wd:Q1 wdt:P31 ?x }"
+    once = validator.validate(BORN, [*DISTINCT, junk])
+    twice = validator.validate(BORN, [*DISTINCT, junk, junk])
+    assert votes(twice)[4] == votes(twice)[5] == 1.0
+    # Sending the rejected query twice changes nothing among the others.
+    assert once.best is not None and twice.best is not None
+    assert twice.best.candidate.index == once.best.candidate.index == 0
+    assert [v.candidate.index for v in twice.verdicts[:4]] == [v.candidate.index for v in once.verdicts[:4]]
+
+
+def test_cli_consensus_weight_is_fixed_for_voted_requests(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # [RIGHT, DEATH, DEATH]: the copies of DEATH are votes, and by default they win.
+    code, report = run_json(capsys)
+    assert code == 0 and report["ranking"][0]["sparql"] == DEATH
+    assert [s["weight"] for s in report["ranking"][0]["scores"]] == [None, 1.0]
+    # --consensus-weight W is one weight for every request, voted or not.
+    code, report = run_json(capsys, "--consensus-weight", "0")
+    assert code == 0 and report["ranking"][0]["sparql"] == RIGHT
+    assert {s["weight"] for v in report["ranking"] for s in v["scores"]} == {None, 0.0}
 
 
 def test_shipped_model_majority_and_switch(shipped: Validator) -> None:

@@ -16,6 +16,7 @@ from kgqa_validator.model.data import in_development_slice, load_examples
 from kgqa_validator.model.perturb import KINDS, Perturber
 from kgqa_validator.properties import SHIPPED_TABLE, shipped_properties
 from kgqa_validator.scoring_text import ids_in, scoring_text
+from kgqa_validator.structure_key import structure
 
 SPELLINGS = [
     "SELECT ?place WHERE { wd:Q42 wdt:P19 ?place }",
@@ -123,6 +124,31 @@ def test_label_groups_are_dropped_however_they_are_spelled() -> None:
         'SERVICE SILENT wikibase:label { bd:serviceParam wikibase:language "en" } }',
     ]:
         assert scoring_text(query) == plain, query
+
+
+def test_a_label_service_that_asks_about_an_entity_is_read() -> None:
+    # The label service's manual mode on a constant: the entity and its description are the
+    # answer ("What is Kraków?"), not decoration; two entities read apart.
+    query = ("PREFIX schema: <http://schema.org/>\nSELECT DISTINCT ?x WHERE { SERVICE wikibase:label "
+             '{ bd:serviceParam wikibase:language "en" . wd:Q31487 schema:description ?x . } }')
+    text = scoring_text(query)
+    assert "wd:Q31487" in text and "schema:description" in text
+    other = query.replace("Q31487", "Q1748")
+    assert scoring_text(other) != text
+    assert structure(other).core_key != structure(query).core_key
+    # ... while the manual mode on a variable the query binds is still boilerplate.
+    manual = ("SELECT ?x ?name WHERE { ?x wdt:P31 wd:Q5 . SERVICE wikibase:label { "
+              'bd:serviceParam wikibase:language "en" . ?x rdfs:label ?name } }')
+    assert scoring_text(manual) == scoring_text("SELECT ?x WHERE { ?x wdt:P31 wd:Q5 }")
+
+
+def test_the_core_key_is_equal_only_for_the_same_rows() -> None:
+    keys = [structure(LABEL_COLUMNS[k]).core_key for k in (0, 1, 3)]
+    assert keys == [keys[0]] * 3
+    # A label outside OPTIONAL drops the entities without an English label: other rows.
+    joined = ('SELECT ?place ?n WHERE { wd:Q42 wdt:P19 ?place . ?place rdfs:label ?n '
+              'FILTER(LANG(?n) = "en") }')
+    assert structure(joined).core_key != keys[0]
 
 
 def test_literals_operators_and_paths_survive() -> None:

@@ -7,7 +7,9 @@ the ``consensus`` plugin blocked): one scorer's score is taken as it is, several
 scores are averaged (and so are their thresholds).
 
 With a consensus score ``c`` (in [0, 1], no threshold) next to the encoder's cosine ``e``
-and its rejection threshold ``t``, and ``w = settings.consensus_weight``::
+and its rejection threshold ``t``, and ``w`` the request's weight (:func:`request_weight`:
+``settings.consensus_weight_voted`` where the encoder accepts a candidate that others repeat,
+else ``settings.consensus_weight``; see :mod:`kgqa_validator.builtin.consensus`)::
 
     e <  t:   score = e                                   (rejected, as before)
     e >= t:   score = (1 - w) * e + w * (t + (1 - t) * c)  (>= t: still accepted)
@@ -81,6 +83,17 @@ def accepted_by_consensus(base: Score, consensus: Score, weight: float) -> Score
                  ACCEPTED_BY_CONSENSUS)
 
 
+def request_weight(rows: Sequence[tuple[list[Score], list[Score]]], settings: Settings) -> float:
+    """The consensus weight of a request: the one a consensus score asks for (a candidate
+    with copies, :mod:`kgqa_validator.builtin.consensus`) on a candidate the gating scorers
+    accept, else ``settings.consensus_weight``.  Copies of a rejected candidate are no votes
+    for anything that can be picked."""
+    for consensus, others in rows:
+        if consensus and others and consensus[0].weight is not None and _passes(_mean(others)):
+            return consensus[0].weight
+    return settings.consensus_weight
+
+
 def combine(scores: Sequence[Sequence[Score]], settings: Settings) -> list[Score] | None:
     """One score per candidate from every scorer's scores (the rule in the module docstring)."""
     if not scores:
@@ -93,6 +106,7 @@ def combine(scores: Sequence[Sequence[Score]], settings: Settings) -> list[Score
     encoder_accepts = any(_passes(_mean(others)) for c, others in rows if c and others)
     if settings.consensus_accepts and settings.threshold is None and not encoder_accepts:
         choice = max((consensus[0].value for consensus, _ in rows if consensus), default=None)
+    weight = request_weight(rows, settings)
     combined = []
     for consensus, others in rows:
         if not consensus:
@@ -102,7 +116,7 @@ def combine(scores: Sequence[Sequence[Score]], settings: Settings) -> list[Score
         else:
             base = _mean(others)
             if not _passes(base) and consensus[0].value == choice:
-                combined.append(accepted_by_consensus(base, consensus[0], settings.consensus_weight))
+                combined.append(accepted_by_consensus(base, consensus[0], weight))
             else:
-                combined.append(blend(base, consensus[0], settings.consensus_weight))
+                combined.append(blend(base, consensus[0], weight))
     return combined

@@ -13,7 +13,16 @@ its mean similarity to the other candidates of the request:
   similar to its twins with similarity 1.
 
 The score is in [0, 1] and carries no threshold: it ranks, it never rejects (see
-:mod:`kgqa_validator.builtin.combine` for how it joins the encoder's score).  It abstains
+:mod:`kgqa_validator.builtin.combine` for how it joins the encoder's score).  A candidate
+that another one repeats (the same :attr:`Structure.core_key`: the same rows, spelling and
+answer-neutral label columns aside) is a vote, and its score asks for the blend weight
+``settings.consensus_weight_voted`` (1 by default); the combination applies it to the whole
+request when the encoder accepts such a candidate, and ``settings.consensus_weight`` (0.5)
+otherwise.  Copies mean the candidates are samples (n runs, several systems) and the
+structure most of them converge on is evidence of its own (self-consistency); a set of
+distinct variants (hand-made perturbations of one query, most beams) has no votes, and how
+typical a variant's shape is says little about whether it is right, so there the encoder
+keeps half the say.  Copies of a candidate the encoder rejects change nothing.  It abstains
 (returns ``None``) when ``settings.consensus`` is off or fewer than ``MIN_CANDIDATES`` valid
 candidates are scored: with two candidates there is no majority to find.
 
@@ -25,6 +34,7 @@ candidates beyond ``sqrt(MAX_PAIRS)`` distinct ones.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -118,12 +128,21 @@ def kgqa_score(
     if not active(settings, len(candidates)):
         return None
     forms = [structure(c.sparql, settings.prefixes, max_tokens=MAX_TOKENS) for c in candidates]
-    return [
-        Score(a.value, PRODUCER, None,
-              f"mean structural similarity to the {a.total - 1} other candidates; "
-              f"{a.copies} of {a.total} candidates have this structure")
-        for a in agreements(forms)
-    ]
+    found = agreements(forms)
+    # Copies that differ only in label columns that change no rows are the same query written
+    # twice: votes as well as exact copies are.
+    copies = Counter(form.core_key for form in forms)
+    scores = []
+    for form, a in zip(forms, found, strict=True):
+        detail = (f"mean structural similarity to the {a.total - 1} other candidates; "
+                  f"{a.copies} of {a.total} candidates have this structure")
+        voted = copies[form.core_key] > 1
+        if voted:
+            detail += (f"; {copies[form.core_key]} return the same rows: votes (blend weight "
+                       f"{settings.consensus_weight_voted:g} where the encoder accepts one)")
+        scores.append(Score(a.value, PRODUCER, None, detail,
+                            settings.consensus_weight_voted if voted else None))
+    return scores
 
 
 @hookimpl(trylast=True)

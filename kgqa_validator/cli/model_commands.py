@@ -160,8 +160,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         settings = Settings(
             model_path=args.model[0] if args.model else None,
             precision=Precision(args.precision[0]) if args.precision else Precision.FP32,
-            property_table=not args.no_property_table,
-            **({} if args.consensus_weight is None else {"consensus_weight": args.consensus_weight}))
+            property_table=not args.no_property_table)
+        if args.consensus_weight is not None:
+            settings = settings.with_consensus_weight(args.consensus_weight)
         result = llm.evaluate_llm_candidates(args.llm_candidates, settings, limit=args.limit,
                                              weights=llm.SENSITIVITY, progress=not args.quiet)
         result["model"] = str(args.model[0]) if args.model else "shipped"

@@ -84,8 +84,10 @@ def add_scoring(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-consensus", action="store_true",
                         help="rank by the encoder alone, not also by the candidates' agreement")
     parser.add_argument("--consensus-weight", type=float, metavar="W",
-                        help="weight of the candidates' agreement against the encoder, 0-1 "
-                             "(default 0.5; used with 3 or more valid candidates)")
+                        help="one weight of the candidates' agreement against the encoder, 0-1, "
+                             "for every request (default: 1 where the encoder accepts a "
+                             "candidate that others repeat, else 0.5; used with 3 or more "
+                             "valid candidates)")
     parser.add_argument("--keep-outranked", action="store_true",
                         help="accept a candidate one or two terms away from a better one "
                              "(default: rejected as outranked)")
@@ -161,7 +163,7 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
             max_candidates=args.max_candidates,
         )
         if args.consensus_weight is not None:
-            settings = replace(settings, consensus_weight=checked_weight(args.consensus_weight))
+            settings = settings.with_consensus_weight(checked_weight(args.consensus_weight))
         settings = endpoint_settings(args, settings)
     return settings
 

@@ -40,7 +40,6 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +186,7 @@ def _evaluate_decisions(folder: Path, precision: str, sets: Mapping[str, Any],
     settings = Settings(model_path=folder, precision=Precision(precision),
                         labels_files=tuple(labels_files))
     if consensus_weight is not None:
-        settings = replace(settings, consensus_weight=consensus_weight)
+        settings = settings.with_consensus_weight(consensus_weight)
     validator = Validator(settings, autoload=False)
     results: dict[str, Any] = {}
     for name, (kind, data) in sets.items():

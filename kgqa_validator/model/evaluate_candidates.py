@@ -33,8 +33,9 @@ from kgqa_validator.errors import DataFormatError
 from kgqa_validator.validator import Validator
 
 SETUPS = ("default", "encoder", "consensus")
-SENSITIVITY = (0.25, 0.75, 1.0)
-"""Other consensus weights the CLI reports next to the default (a check, not a tuning)."""
+SENSITIVITY = (0.25, 0.5, 0.75, 1.0)
+"""Fixed consensus weights (voted requests or not) the CLI reports next to the default (a
+check, not a tuning)."""
 
 
 def read_candidate_sets(path: Path, limit: int | None = None) -> Iterator[dict[str, Any]]:
@@ -79,7 +80,7 @@ def _validators(settings: Settings, weights: Sequence[float],
     }
     for weight in weights:
         found[f"default_w{weight:g}"] = Validator(
-            replace(settings, consensus_weight=weight), autoload=False)
+            settings.with_consensus_weight(weight), autoload=False)
     return found
 
 
@@ -165,6 +166,7 @@ def evaluate_llm_candidates(path: Path, settings: Settings | None = None, *,
         "file": path.name,
         "questions": len(records),
         "consensus_weight": settings.consensus_weight,
+        "consensus_weight_voted": settings.consensus_weight_voted,
         **{variant: tally.summary() for variant, tally in tallies.items()},
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -173,7 +175,9 @@ def evaluate_llm_candidates(path: Path, settings: Settings | None = None, *,
 def format_result(result: dict[str, Any]) -> list[str]:
     """Lines for the terminal."""
     lines = [f"{result['file']}: {result['questions']} questions "
-             f"(consensus weight {result['consensus_weight']:g}; {result['seconds']:.0f}s)"]
+             f"(consensus weight {result['consensus_weight']:g}, "
+             f"{result.get('consensus_weight_voted', result['consensus_weight']):g} where "
+             f"candidates repeat; {result['seconds']:.0f}s)"]
     for variant in ("distinct", "as_generated"):
         part = result[variant]
         lines.append(f"  {variant}: {part['candidates_per_question']} candidates per question, "
