@@ -52,7 +52,9 @@ class RankedCandidate(BaseModel):
     sparql: str
     index: int = Field(description="position in the candidates you gave (0-based)")
     rank: int = Field(description="1 = best")
-    score: float | None = Field(description="similarity of question and query (higher is better)")
+    score: float | None = Field(description="the combined score: the encoder's similarity of question "
+                                "and query, blended with the agreement among the candidates "
+                                "(higher is better)")
     verdict: str = Field(description="accepted or rejected")
     valid: bool
     diagnostics: list[DiagnosticOut]
