@@ -4,16 +4,17 @@ LLM-written queries wrap the answer in label fetching: ``SERVICE wikibase:label 
 ``OPTIONAL { ?x rdfs:label ?xLabel FILTER(LANG(?xLabel) = "en") }``, ``?xLabel`` in the
 projection.  Two readers need to know which tokens those are:
 
-- :func:`decoration_marks` marks every such token (also a non-optional ``?x rdfs:label ?l``,
-  which may be the answer itself): the consensus weighs them less
-  (:mod:`kgqa_validator.structure_key`);
+- the *decoration* marks every such token (also a non-optional ``?x rdfs:label ?l``, which
+  may be the answer itself): the consensus weighs them less (:mod:`kgqa_validator.structure_key`);
 - :func:`answer_neutral` picks the tokens that can go without changing which rows a query
   returns: the label service block, an ``OPTIONAL`` group of nothing but decoration, and the
   projected label variables bound only there.  The scoring text drops them
   (:mod:`kgqa_validator.scoring_text`), so that a query with label columns and the same query
-  without them read alike to the encoder, which was trained mostly on queries without.
+  without them read alike to the encoder, which was trained mostly on queries without; the
+  structure's ``core_key`` leaves them out.
 
-Both are linear in the number of tokens (brackets are matched in one pass).
+:func:`label_tokens` gives both from one reading of the query, linear in the number of tokens
+(brackets are matched in one pass).
 """
 
 from __future__ import annotations
@@ -179,12 +180,6 @@ def _optional_group(tokens: list[Token], i: int) -> bool:
         and tokens[i + 1].text == "{"
 
 
-def decoration_marks(tokens: list[Token], prefixes: Mapping[str, str],
-                     declared: Mapping[str, str]) -> list[bool]:
-    """Per token of a query body (the prologue already cut off): whether it is decoration."""
-    return label_tokens(tokens, prefixes, declared)[0]
-
-
 def answer_neutral(tokens: list[Token], prefixes: Mapping[str, str],
                    declared: Mapping[str, str]) -> set[int]:
     """Indexes of the tokens of a query body that can go without changing the rows that come
@@ -198,7 +193,8 @@ def answer_neutral(tokens: list[Token], prefixes: Mapping[str, str],
 
 def label_tokens(tokens: list[Token], prefixes: Mapping[str, str],
                  declared: Mapping[str, str]) -> tuple[list[bool], set[int]]:
-    """:func:`decoration_marks` and :func:`answer_neutral` of one query body, read once."""
+    """Per token of a query body (the prologue already cut off), whether it is decoration;
+    and the indexes of its answer-neutral tokens (:func:`answer_neutral`)."""
     names = _names(tokens, prefixes, declared)
     labels = _label_variables(tokens, names, any(name == LABEL_SERVICE for name in names))
     closing = closing_brackets(tokens)

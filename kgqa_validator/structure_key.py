@@ -138,8 +138,8 @@ def structure(sparql: str, prefixes: Mapping[str, str] | None = None,
         if token.kind == "var" and token.text[1:] not in renamed:
             renamed[token.text[1:]] = f"?l{len(renamed)}"
     out: list[str] = []
-    kept: list[bool] = []
-    dropped: list[bool] = []
+    decorated: list[bool] = []
+    neutral_flags: list[bool] = []
     in_head = False  # between SELECT/ASK/DESCRIBE and the group: WHERE is optional there
     for i, token in enumerate(tokens):
         if token.text == "." and i + 1 < len(tokens) and tokens[i + 1].text == "}":
@@ -152,10 +152,10 @@ def structure(sparql: str, prefixes: Mapping[str, str] | None = None,
         elif token.text == "{" and in_head:
             in_head = False
             out.append("WHERE")
-            kept.append(False)
-            dropped.append(False)
+            decorated.append(False)
+            neutral_flags.append(False)
         out.append(renamed[token.text[1:]] if token.kind == "var"
                    else _normalise(token, prefixes, facts.declared_prefixes, base))
-        kept.append(marks[i])
-        dropped.append(i in neutral)
-    return Structure(tuple(out), tuple(kept), tuple(dropped))
+        decorated.append(marks[i])
+        neutral_flags.append(i in neutral)
+    return Structure(tuple(out), tuple(decorated), tuple(neutral_flags))

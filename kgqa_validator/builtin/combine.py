@@ -83,14 +83,16 @@ def accepted_by_consensus(base: Score, consensus: Score, weight: float) -> Score
                  ACCEPTED_BY_CONSENSUS)
 
 
-def request_weight(rows: Sequence[tuple[list[Score], list[Score]]], settings: Settings) -> float:
-    """The consensus weight of a request: the one a consensus score asks for (a candidate
-    with copies, :mod:`kgqa_validator.builtin.consensus`) on a candidate the gating scorers
-    accept, else ``settings.consensus_weight``.  Copies of a rejected candidate are no votes
-    for anything that can be picked."""
-    for consensus, others in rows:
-        if consensus and others and consensus[0].weight is not None and _passes(_mean(others)):
-            return consensus[0].weight
+def request_weight(rows: Sequence[tuple[Score | None, Score | None]], settings: Settings) -> float:
+    """The consensus weight of a request, from its ``(consensus, gating)`` scores per
+    candidate: the weight a consensus score asks for (a candidate with copies,
+    :mod:`kgqa_validator.builtin.consensus`) on a candidate the gating scorers accept, else
+    ``settings.consensus_weight``.  Copies of a rejected candidate are no votes for anything
+    that can be picked."""
+    for consensus, base in rows:
+        if consensus is not None and base is not None and consensus.weight is not None \
+                and _passes(base):
+            return consensus.weight
     return settings.consensus_weight
 
 
@@ -98,25 +100,27 @@ def combine(scores: Sequence[Sequence[Score]], settings: Settings) -> list[Score
     """One score per candidate from every scorer's scores (the rule in the module docstring)."""
     if not scores:
         return None
-    rows = [([s for s in per_candidate if s.producer == CONSENSUS],
-             [s for s in per_candidate if s.producer != CONSENSUS])
-            for per_candidate in zip(*scores, strict=True)]
+    # Per candidate: its consensus score and the mean of the gating scorers' (the encoder's).
+    rows: list[tuple[Score | None, Score | None]] = []
+    for per_candidate in zip(*scores, strict=True):
+        agreement = [s for s in per_candidate if s.producer == CONSENSUS]
+        gating = [s for s in per_candidate if s.producer != CONSENSUS]
+        rows.append((agreement[0] if agreement else None, _mean(gating) if gating else None))
     choice = None
     # An explicit threshold (--threshold) is the user's hard cut: nothing is lifted past it.
-    encoder_accepts = any(_passes(_mean(others)) for c, others in rows if c and others)
+    encoder_accepts = any(_passes(base) for c, base in rows if c is not None and base is not None)
     if settings.consensus_accepts and settings.threshold is None and not encoder_accepts:
-        choice = max((consensus[0].value for consensus, _ in rows if consensus), default=None)
+        choice = max((c.value for c, _ in rows if c is not None), default=None)
     weight = request_weight(rows, settings)
     combined = []
-    for consensus, others in rows:
-        if not consensus:
-            combined.append(_mean(others))
-        elif not others:
-            combined.append(consensus[0])
+    for consensus, base in rows:
+        if consensus is None:
+            assert base is not None  # every candidate has at least one score
+            combined.append(base)
+        elif base is None:
+            combined.append(consensus)
+        elif not _passes(base) and consensus.value == choice:
+            combined.append(accepted_by_consensus(base, consensus, weight))
         else:
-            base = _mean(others)
-            if not _passes(base) and consensus[0].value == choice:
-                combined.append(accepted_by_consensus(base, consensus[0], weight))
-            else:
-                combined.append(blend(base, consensus[0], weight))
+            combined.append(blend(base, consensus, weight))
     return combined

@@ -131,14 +131,15 @@ def kgqa_score(
     found = agreements(forms)
     # Copies that differ only in label columns that change no rows are the same query written
     # twice: votes as well as exact copies are.
-    copies = Counter(form.core_key for form in forms)
+    cores = [form.core_key for form in forms]
+    copies = Counter(cores)
     scores = []
-    for form, a in zip(forms, found, strict=True):
+    for core, a in zip(cores, found, strict=True):
         detail = (f"mean structural similarity to the {a.total - 1} other candidates; "
                   f"{a.copies} of {a.total} candidates have this structure")
-        voted = copies[form.core_key] > 1
+        voted = copies[core] > 1
         if voted:
-            detail += (f"; {copies[form.core_key]} return the same rows: votes (blend weight "
+            detail += (f"; {copies[core]} return the same rows: votes (blend weight "
                        f"{settings.consensus_weight_voted:g} where the encoder accepts one)")
         scores.append(Score(a.value, PRODUCER, None, detail,
                             settings.consensus_weight_voted if voted else None))

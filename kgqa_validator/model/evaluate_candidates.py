@@ -176,7 +176,7 @@ def format_result(result: dict[str, Any]) -> list[str]:
     """Lines for the terminal."""
     lines = [f"{result['file']}: {result['questions']} questions "
              f"(consensus weight {result['consensus_weight']:g}, "
-             f"{result.get('consensus_weight_voted', result['consensus_weight']):g} where "
+             f"{result['consensus_weight_voted']:g} where "
              f"candidates repeat; {result['seconds']:.0f}s)"]
     for variant in ("distinct", "as_generated"):
         part = result[variant]
