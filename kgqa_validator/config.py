@@ -42,8 +42,9 @@ class Settings:
     encoder does not have); ``consensus_accepts`` keeps the candidate the others agree with most
     even below the encoder's threshold; see :mod:`kgqa_validator.builtin.combine`.
     ``reject_outranked`` rejects an accepted candidate one term away from a better-ranked
-    accepted one (another entity, property or direction: both cannot be right); see
-    :mod:`kgqa_validator.builtin.decide`.
+    accepted one (another entity, property or direction: both cannot be right) and, with
+    ``demote_mismatches``, an accepted candidate the question contradicts when a better-ranked
+    accepted one fits it; see :mod:`kgqa_validator.builtin.decide`.
     ``property_table`` uses the property table shipped with the package (labels for every
     property id, datatypes for the lints, ``unknown_id`` for a property that does not exist);
     ``demote_mismatches`` ranks a candidate whose form or datatypes contradict the question

@@ -87,7 +87,9 @@ def test_a_near_variant_of_a_better_candidate_is_outranked() -> None:
 
 def test_copies_and_wider_queries_are_not_outranked() -> None:
     scores = {RIGHT: 0.8, RIGHT_SPELLED: 0.79, DISTINCT: 0.7, COUNTED: 0.3}
-    report = validator(scores, consensus=False).validate(BORN, list(scores))
+    # The lone COUNT also contradicts a "where" question (form_mismatch), which would outrank
+    # it on its own (the test below); with the demotion off only the near-variant rule is left.
+    report = validator(scores, consensus=False, demote_mismatches=False).validate(BORN, list(scores))
     assert all(v.decision is Decision.ACCEPTED for v in report.verdicts)
 
 
@@ -105,6 +107,39 @@ def test_equivalent_spellings_ties_and_label_boilerplate_are_not_outranked() -> 
     tie = {RIGHT: 0.5, DEATH: 0.5, OTHER_ENTITY: 0.5}
     report = validator(tie, consensus=False).validate(BORN, list(tie))
     assert all(v.decision is Decision.ACCEPTED for v in report.verdicts)
+
+
+WHICH = "Which city was Douglas Adams born in?"
+ASKED = "ASK WHERE { wd:Q42 wdt:P19 wd:Q350 }"
+COUNTED_BIRTH = "SELECT (COUNT(?p) AS ?n) WHERE { wd:Q42 wdt:P19 ?p }"
+
+
+def test_a_candidate_the_question_contradicts_is_outranked_by_one_it_does_not() -> None:
+    # The ASK and the lone COUNT score higher, but a "which" question contradicts both: the
+    # SELECT ranks first and the two are rejected, naming the mismatch and the better rank.
+    scores = {ASKED: 0.9, COUNTED_BIRTH: 0.85, RIGHT: 0.6}
+    report = validator(scores, consensus=False).validate(WHICH, list(scores))
+    got = by_sparql(report)
+    assert report.best is not None and report.best.candidate.sparql == RIGHT
+    for loser in (ASKED, COUNTED_BIRTH):
+        decision, codes = got[loser]
+        assert decision is Decision.REJECTED and codes == ["form_mismatch", "outranked"], loser
+    note = next(v for v in report.verdicts if v.candidate.sparql == ASKED).diagnostics[-1]
+    assert "form_mismatch" in note.message and "ranked 1" in note.message
+    # When every candidate is contradicted, none is rejected for it: the lint may be wrong
+    # about the question, and the best of them still answers.
+    only = {ASKED: 0.9, COUNTED_BIRTH: 0.85}
+    report = validator(only, consensus=False).validate(WHICH, list(only))
+    assert [v.decision for v in report.verdicts] == [Decision.ACCEPTED] * 2
+    # A contradicted candidate below the threshold is rejected for that, not outranked.
+    low = {ASKED: 0.1, RIGHT: 0.6}
+    report = validator(low, consensus=False).validate(WHICH, list(low))
+    assert by_sparql(report)[ASKED] == (Decision.REJECTED, ["form_mismatch", "below_threshold"])
+    # Each switch keeps the contradicted candidates accepted: without the demotion the scores
+    # rank them first, and without outranking nothing accepted is rejected.
+    for switch in ({"demote_mismatches": False}, {"reject_outranked": False}):
+        report = validator(scores, consensus=False, **switch).validate(WHICH, list(scores))
+        assert all(v.decision is Decision.ACCEPTED for v in report.verdicts), switch
 
 
 def test_a_rejected_candidate_outranks_nothing() -> None:

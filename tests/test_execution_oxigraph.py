@@ -203,10 +203,12 @@ def test_validator_executes_valid_candidates(kind, oxigraph_endpoint, tmp_path):
     data = report.to_dict()
     # The encoder blocked, the consensus ranks (nothing rejected for its score): the right one
     # (an answer, and closest to the others) first; the empty one is the same query but for
-    # the property, so it is outranked.
+    # the property, and the ASK does not answer a "who" question (form_mismatch), so both are
+    # outranked by it.
     assert [(r["index"], r["verdict"]) for r in data["ranking"]] == [
-        (0, "accepted"), (3, "accepted"), (1, "rejected"), (2, "rejected")]
+        (0, "accepted"), (1, "rejected"), (3, "rejected"), (2, "rejected")]
     assert "outranked" in [d.code for d in empty.diagnostics]
+    assert [d.code for d in ask.diagnostics][-2:] == ["form_mismatch", "outranked"]
     assert data["ranking"][0]["execution"]["status"] == "ok"
     expected_endpoint = oxigraph_endpoint if kind == "http" else f"embedded:{FIXTURE_GRAPH}"
     assert right.execution.endpoint == expected_endpoint

@@ -286,3 +286,35 @@ def test_place_of_death_is_not_preferred_to_place_of_birth(question: str) -> Non
     report = Validator(autoload=False).validate(
         question, ["SELECT ?p WHERE { wd:Q42 wdt:P20 ?p }", "SELECT ?p WHERE { wd:Q42 wdt:P19 ?p }"])
     assert report.verdicts[0].candidate.sparql.endswith("wdt:P19 ?p }")
+
+
+def test_evaluate_reads_the_noa_twins_with_the_labels_it_is_given(tmp_path: Path) -> None:
+    from kgqa_validator.model.evaluate import build_sets
+
+    # Entity twins (Q-ids 1000+i against 2000+i) and property twins, on enough uids that a
+    # few fall in the development slice; labels name both swapped ids of the even entity twins.
+    rows, labels = [], {}
+    for i in range(60):
+        entity = i % 3 != 0
+        twin = f"SELECT ?p WHERE {{ wd:Q{1000 + i} wdt:P1082 ?p }}"
+        old = (f"SELECT ?p WHERE {{ wd:Q{2000 + i} wdt:P1082 ?p }}" if entity
+               else f"SELECT ?p WHERE {{ wd:Q{1000 + i} wdt:P2046 ?p }}")
+        rows.append({"uid": i, "question": f"What is the population of town {i}?",
+                     "sparql_wikidata": twin, "old_sparql_wikidata": old, "has_answer": False})
+        if entity and i % 2 == 0:
+            labels.update({f"Q{1000 + i}": f"town {i}", f"Q{2000 + i}": f"city {i}"})
+    noa = tmp_path / "noa.json"
+    noa.write_text(json.dumps(rows))
+    test = tmp_path / "test.json"
+    test.write_text(json.dumps(rows[:4]))
+    sets = build_sets(test, None, labels, 200, noa=noa)
+    plain = build_sets(test, None, {}, 200, noa=noa)
+    assert "noa_twins_verbalised" not in plain
+    twins = sets["noa_twins"][1]
+    assert 0 < len(sets["noa_twins_entity"][1]) < len(twins)
+    assert len(sets["noa_twins_verbalised"][1]) == len(twins)
+    named = sets["noa_twins_entity_verbalised"][1]
+    assert 0 < len(named) < len(sets["noa_twins_entity"][1])
+    for question, (gold, wrong) in named:
+        number = question.rsplit(" ", 1)[1].rstrip("?")
+        assert f"town_{number}" in gold and f"city_{number}" in wrong  # labelized spelling

@@ -27,7 +27,12 @@ different things of the same shape, so at most one answers the question, and the
 already says which (candidates without a score, when no scorer ran, are never compared).
 Copies of the same query are not outranked by each other, and a
 candidate that adds or drops anything (DISTINCT, a triple, COUNT, a property path) is not a
-near variant: it may be an equally right way to ask.
+near variant: it may be an equally right way to ask.  Under the same switch, and with
+``settings.demote_mismatches``, an accepted candidate the question contradicts (a mismatch
+warning) is ``outranked`` by a better-ranked accepted candidate the question does not
+contradict: the demotion already ranks it behind, and a candidate that fits the question's
+form is there to take its place.  When every accepted candidate carries a mismatch, none is
+rejected for it (the lint may be wrong about the question, and something must answer).
 """
 
 from __future__ import annotations
@@ -153,9 +158,19 @@ def _outrank(
     kept: list[tuple[Assessment, Decision, tuple[Diagnostic, ...]]] = []
     seen: list[tuple[int, Sequence[str], float]] = []  # (rank among kept, tokens, score)
     outranked = []
+    fitting: int | None = None  # rank among kept of the best candidate without a mismatch
     for item in accepted:
         if item[0].score is None:  # no scorer: input order is no evidence of which is right
             kept.append(item)
+            continue
+        mismatched = settings.demote_mismatches and demoted(item[0])
+        if mismatched and fitting is not None:
+            codes = sorted({d.code for d in item[0].diagnostics if d.code in MISMATCHES})
+            note = Diagnostic(
+                "outranked", Severity.WARNING,
+                f"the question contradicts this candidate ({', '.join(codes)}) and not the "
+                f"candidate ranked {fitting}, which ranks higher", producer=PRODUCER)
+            outranked.append((item[0], Decision.REJECTED, (*item[2], note)))
             continue
         form = structure(item[0].candidate.sparql, settings.prefixes)
         # The label boilerplate (language lists, label variables) says nothing about what is asked.
@@ -167,6 +182,8 @@ def _outrank(
         if better is None:
             seen.append((len(kept) + 1, tokens, score))
             kept.append(item)
+            if fitting is None and not mismatched:
+                fitting = len(kept)
             continue
         rank, substituted = better
         terms = "one term" if substituted == 1 else f"{substituted} terms"

@@ -89,7 +89,8 @@ def add_scoring(parser: argparse.ArgumentParser) -> None:
                              "candidate that others repeat, else 0.5; used with 3 or more "
                              "valid candidates)")
     parser.add_argument("--keep-outranked", action="store_true",
-                        help="accept a candidate one or two terms away from a better one "
+                        help="accept a candidate one or two terms away from a better one, or "
+                             "one the question contradicts when a better one fits it "
                              "(default: rejected as outranked)")
     parser.add_argument("--no-consensus-accepts", action="store_true",
                         help="when the encoder rejects every candidate, reject them all "

@@ -21,7 +21,9 @@ reads it at run time: the canonical scoring text, property ids labelled from the
     LC-QuAD-NoA twins of the development slice: the twin's question with its own query (gold)
     and the original query (:mod:`kgqa_validator.model.devsets`); ``noa_twins_property`` and
     ``noa_twins_entity`` split them by what the twin swapped (entity twins differ only in a
-    Q-id, which an ids-only scorer cannot read: a coin flip without ``--labels``).
+    Q-id, which an ids-only scorer cannot read: a coin flip without ``--labels``);
+    ``noa_twins_verbalised`` reads them with ``labels``, and ``noa_twins_entity_verbalised``
+    the entity twins whose two swapped ids ``labels`` names.
 ``hard_decided``
     the ``hard`` sets decided by the whole validator (consensus and decision rules included),
     in a seeded order: what reranking a template generator's candidates gets.
@@ -62,7 +64,7 @@ from kgqa_validator.model.metrics import (
 )
 from kgqa_validator.model.precision import resolve
 from kgqa_validator.properties import PropertyTable
-from kgqa_validator.scoring_text import scoring_text
+from kgqa_validator.scoring_text import ids_in, scoring_text
 from kgqa_validator.types import Decision, Precision
 
 SEED = 0
@@ -246,6 +248,18 @@ def build_sets(test: Path, labelized: Path | None, labels: Mapping[str, str],
             sets[f"noa_twins_{kind}"] = ("sets", [
                 (t.question, [text(t.candidates[t.gold]), text(t.candidates[1 - t.gold])])
                 for t in twins if t.kinds[1 - t.gold] == kind])
+        if labels:
+            # What a labels file (or the endpoint) gives the twins: all of them, and the entity
+            # twins whose two swapped ids it names (the others still read alike).
+            def named(t: CandidateSet) -> bool:
+                swapped = set(ids_in(t.candidates[0])) ^ set(ids_in(t.candidates[1]))
+                return t.kinds[1 - t.gold] == "entity" and swapped <= labels.keys()
+
+            for name, chosen in (("noa_twins_verbalised", twins),
+                                 ("noa_twins_entity_verbalised", [t for t in twins if named(t)])):
+                sets[name] = ("sets", [
+                    (t.question, [text(t.candidates[t.gold], labels),
+                                  text(t.candidates[1 - t.gold], labels)]) for t in chosen])
     if human is not None and properties is not None:
         sets["generator"] = ("decided", generator_sets(human, properties, limit))
     return sets
