@@ -150,11 +150,16 @@ def _ranks(values: list[float]) -> list[float]:
     return ranks
 
 
+def _mean_rank(bi: list[float], cross: list[float]) -> list[float]:
+    """Both stages' ranks summed (higher is better); the bi-encoder's score breaks a tie."""
+    return [-(a + b) + 1e-3 * s for a, b, s in zip(_ranks(bi), _ranks(cross), bi, strict=True)]
+
+
 def measure(args: argparse.Namespace) -> None:
+    from kgqa_validator.model.data import load_examples
     from kgqa_validator.model.devsets import generator_sets, noa_twin_sets
     from kgqa_validator.model.encoder import Encoder
     from kgqa_validator.model.evaluate import candidate_sets
-    from kgqa_validator.model.data import load_examples
     from kgqa_validator.properties import shipped_properties
     from kgqa_validator.scoring_text import scoring_text
 
@@ -182,9 +187,10 @@ def measure(args: argparse.Namespace) -> None:
             texts = [scoring_text(c, plabels) for c in candidates]
             bi = encoder.similarity(question, texts)
             cr = cross.scores(question, texts)
-            both = [-(a + b) for a, b in zip(_ranks(bi), _ranks(cr), strict=True)]
+            both = _mean_rank(bi, cr)
             for key, values in (("bi", bi), ("cross", cr), ("mean_rank", both)):
-                hits[key] += max(range(len(values)), key=lambda i: (values[i], -i)) == 0
+                # The gold is first: a tie counts against it, or ties would favour the gold.
+                hits[key] += all(values[0] > v for v in values[1:])
         result["sets"][name] = {k: round(v / len(data), 4) for k, v in hits.items()} | {"n": len(data)}
         print(name, result["sets"][name], flush=True)
     f1 = {"bi": [], "cross": [], "mean_rank": []}
@@ -201,7 +207,7 @@ def measure(args: argparse.Namespace) -> None:
         t2 = time.perf_counter()
         timing["bi"].append((t1 - t0) / len(texts))
         timing["cross"].append((t2 - t1) / len(texts))
-        both = [-(a + b) for a, b in zip(_ranks(bi), _ranks(cr), strict=True)]
+        both = _mean_rank(bi, cr)
         for key, values in (("bi", bi), ("cross", cr), ("mean_rank", both)):
             pick = max(range(len(values)), key=lambda i: (values[i], -i))
             f1[key].append(candidates[pick]["answer_f1"])

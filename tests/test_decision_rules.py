@@ -12,6 +12,7 @@ from kgqa_validator import Candidate, Decision, Question, Score, Settings, Valid
 from kgqa_validator.builtin.decide import near_variant
 from kgqa_validator.plugins import get_plugin_manager
 from kgqa_validator.structure_key import structure
+from kgqa_validator.types import Execution, ExecutionStatus
 
 LABELS = Path(__file__).resolve().parents[1] / "fixtures" / "labels.json"
 BORN = "Where was Douglas Adams born?"
@@ -97,7 +98,8 @@ def test_equivalent_spellings_ties_and_label_boilerplate_are_not_outranked() -> 
     columns = ("SELECT ?a ?b WHERE { ?a wdt:P26 ?b }", "SELECT ?b ?a WHERE { ?a wdt:P26 ?b }")
     filters = ("SELECT ?x ?y WHERE { ?x wdt:P26 ?y FILTER(?x = ?y) }",
                "SELECT ?x ?y WHERE { ?x wdt:P26 ?y FILTER(?y = ?x) }")
-    label = 'SELECT ?p ?pLabel WHERE { wd:Q42 wdt:P19 ?p SERVICE wikibase:label { bd:serviceParam wikibase:language "%s" } }'
+    label = ('SELECT ?p ?pLabel WHERE { wd:Q42 wdt:P19 ?p '
+             'SERVICE wikibase:label { bd:serviceParam wikibase:language "%s" } }')
     languages = (label % "en", label % "[AUTO_LANGUAGE],en")
     for pair in (columns, filters, languages):
         report = validator(dict(zip(pair, (0.8, 0.7), strict=True)), consensus=False).validate(
@@ -140,6 +142,53 @@ def test_a_candidate_the_question_contradicts_is_outranked_by_one_it_does_not() 
     for switch in ({"demote_mismatches": False}, {"reject_outranked": False}):
         report = validator(scores, consensus=False, **switch).validate(WHICH, list(scores))
         assert all(v.decision is Decision.ACCEPTED for v in report.verdicts), switch
+
+
+@pytest.mark.parametrize("question", [
+    "Can you tell me which city Douglas Adams was born in?",
+    "Does anyone know where Douglas Adams was born?",
+])
+def test_a_question_behind_a_lead_in_keeps_the_query_that_answers_it(question: str) -> None:
+    # "Can you ..." opens like a yes/no question; read as one, the ASK would fit and the
+    # SELECT that answers would be rejected as contradicted.
+    scores = {ASKED: 0.9, RIGHT: 0.6}
+    got = by_sparql(validator(scores, consensus=False).validate(question, list(scores)))
+    assert got[RIGHT] == (Decision.ACCEPTED, [])
+    assert got[ASKED] == (Decision.REJECTED, ["form_mismatch", "outranked"])
+    yes_no = "Tell me whether Douglas Adams was born in Cambridge."
+    got = by_sparql(validator(scores, consensus=False).validate(yes_no, list(scores)))
+    assert got[ASKED] == (Decision.ACCEPTED, [])
+    assert got[RIGHT][0] is Decision.REJECTED and "form_mismatch" in got[RIGHT][1]
+
+
+class FixedAnswers:
+    """An executor with fixed results: whether a candidate answered, without an endpoint."""
+
+    def __init__(self, answered: Sequence[str]) -> None:
+        self.answered = answered
+
+    @hookimpl
+    def kgqa_execute(self, candidate: Candidate, parsed: object, settings: Settings) -> Execution:
+        if candidate.sparql in self.answered:
+            return Execution(ExecutionStatus.OK, "fixed", row_count=1, boolean=True)
+        return Execution(ExecutionStatus.EMPTY, "fixed", row_count=0)
+
+
+def test_an_answer_does_not_move_a_contradicted_candidate_ahead_of_one_that_fits() -> None:
+    # The SELECT answers nothing here and the ASK answers, with close scores: an answer moves
+    # a candidate ahead of an empty one, but not past what the question says.
+    scores = {ASKED: 0.61, RIGHT: 0.6}
+    v = validator(scores, consensus=False)
+    v.pm.register(FixedAnswers([ASKED]))
+    report = v.validate(WHICH, list(scores), execute=True)
+    assert report.best is not None and report.best.candidate.sparql == RIGHT
+    assert by_sparql(report)[ASKED] == (Decision.REJECTED, ["form_mismatch", "outranked"])
+    # Among candidates that fit, the answer still counts.
+    fits = {DEATH: 0.61, RIGHT: 0.6}
+    v = validator(fits, consensus=False, reject_outranked=False)
+    v.pm.register(FixedAnswers([RIGHT]))
+    report = v.validate(BORN, list(fits), execute=True)
+    assert report.best is not None and report.best.candidate.sparql == RIGHT
 
 
 def test_a_rejected_candidate_outranks_nothing() -> None:

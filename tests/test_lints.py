@@ -215,3 +215,82 @@ def test_form_mismatch_count_for_a_question_that_does_not_count(validator: Valid
 ])
 def test_form_matches(validator: Validator, question: str, query: str) -> None:
     assert "form_mismatch" not in codes(check(validator, query, question).diagnostics)
+
+
+# How people phrase questions: the lints must not contradict the right query for it, since a
+# contradicted candidate is rejected when one that fits ranks above it.
+_SELECT_BIRTHPLACE = "SELECT ?x WHERE { wd:Q42 wdt:P19 ?x }"
+_ASK_BIRTHPLACE = "ASK { wd:Q42 wdt:P19 wd:Q350 }"
+
+
+@pytest.mark.parametrize("question", [
+    "Can you tell me where Douglas Adams was born?",
+    "Could you please tell me where Douglas Adams was born?",
+    "Does anyone know where Douglas Adams was born?",
+    "Do you know where Douglas Adams was born?",
+    "Please tell me where Douglas Adams was born.",
+    "I'd like to know where Douglas Adams was born",
+    "Can you name the place Douglas Adams was born in?",
+    "If you had to name one, where was Douglas Adams born?",
+])
+def test_a_wh_question_behind_a_lead_in_is_no_yes_no_question(validator: Validator,
+                                                              question: str) -> None:
+    assert "form_mismatch" not in codes(check(validator, _SELECT_BIRTHPLACE, question).diagnostics)
+    assert "form_mismatch" in codes(check(validator, _ASK_BIRTHPLACE, question).diagnostics)
+
+
+@pytest.mark.parametrize("question", [
+    "Tell me whether Douglas Adams was born in Cambridge.",
+    "Could you tell me if Douglas Adams was born in Cambridge?",
+    "Do you know whether Douglas Adams was born in Cambridge?",
+    "Wasn't Douglas Adams born in Cambridge?",
+    "Isn\u2019t Cambridge the birthplace of Douglas Adams?",
+    "Didn't Douglas Adams come from Cambridge?",
+])
+def test_yes_no_questions_in_their_other_phrasings(validator: Validator, question: str) -> None:
+    assert "form_mismatch" not in codes(check(validator, _ASK_BIRTHPLACE, question).diagnostics)
+    assert "form_mismatch" in codes(check(validator, _SELECT_BIRTHPLACE, question).diagnostics)
+
+
+@pytest.mark.parametrize(("question", "query"), [
+    # a measure, not a count of things
+    ("How many years did Bach live?",
+     "SELECT ?b ?d WHERE { wd:Q1339 wdt:P569 ?b ; wdt:P570 ?d }"),
+    ("How many years did Bach live?",
+     "SELECT ((YEAR(?d) - YEAR(?b)) AS ?years) WHERE { wd:Q1339 wdt:P569 ?b ; wdt:P570 ?d }"),
+    ("How many kilometres long is the Nile?", "SELECT ?x WHERE { wd:Q3392 wdt:P2043 ?x }"),
+    ("Can you tell me how many people live in Berlin?", "SELECT ?x WHERE { wd:Q64 wdt:P1082 ?x }"),
+    ("How many goals did he score in total, summed over seasons?",
+     "SELECT (SUM(?g) AS ?n) WHERE { wd:Q1 p:P1351 ?s . ?s ps:P1351 ?g }"),
+])
+def test_a_measure_is_no_count(validator: Validator, question: str, query: str) -> None:
+    assert "form_mismatch" not in codes(check(validator, query, question).diagnostics)
+
+
+def test_a_count_question_behind_a_lead_in_still_wants_a_count(validator: Validator) -> None:
+    assert "form_mismatch" in codes(check(
+        validator, "SELECT ?c WHERE { wd:Q1339 wdt:P40 ?c }",
+        "Can you tell me how many children Bach had?").diagnostics)
+
+
+@pytest.mark.parametrize("question", [
+    "When Zinedine Zidane was born, what country was he in?",
+    "When he was replaced by William Grenville, 1st Baron Grenville, what was his position?",
+    "When it comes to aquatic locomotion, what are the uses for Ciliophora?",
+    "In which century was the Hagia Sophia built?",
+    "Which decade was the band formed in?",
+])
+def test_a_when_clause_or_a_century_is_no_date_question(validator: Validator, question: str) -> None:
+    query = "SELECT ?x WHERE { wd:Q1835 wdt:P19 ?x }"
+    assert "datatype_mismatch" not in codes(check(validator, query, question).diagnostics)
+
+
+@pytest.mark.parametrize("question", [
+    "When was Zinedine Zidane born?", "Can you tell me when Zidane was born?",
+    "In what year was Zidane born?", "On what date was Zidane born?",
+])
+def test_date_questions_in_their_phrasings(validator: Validator, question: str) -> None:
+    place = "SELECT ?x WHERE { wd:Q1835 wdt:P19 ?x }"
+    date = "SELECT ?x WHERE { wd:Q1835 wdt:P569 ?x }"
+    assert "datatype_mismatch" in codes(check(validator, place, question).diagnostics)
+    assert "datatype_mismatch" not in codes(check(validator, date, question).diagnostics)

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from service_process import running_service
 
-from kgqa_validator.report_json import report_to_json
 from kgqa_validator.config import Settings
+from kgqa_validator.report_json import report_to_json
 from kgqa_validator.validator import Validator
 
 QUESTION = "Who is the author of The Hitchhiker's Guide to the Galaxy?"

@@ -15,7 +15,8 @@ Ranking: accepted before rejected, valid before invalid, then (with
 score (highest first), then by input order (the ranking is stable).  When candidates were
 executed, an accepted candidate with a non-empty answer moves ahead of accepted candidates
 with an empty answer whose score is at most ``EXECUTION_MARGIN`` higher: close scores are a
-coin toss, an empty answer is evidence.
+coin toss, an empty answer is evidence (but never ahead of a candidate the question does
+not contradict, when the candidate that moves is contradicted).
 Without a scorer, valid candidates come before invalid ones in input order.
 
 Then (``settings.reject_outranked``, the default) an accepted candidate that is a *near
@@ -32,7 +33,8 @@ near variant: it may be an equally right way to ask.  Under the same switch, and
 warning) is ``outranked`` by a better-ranked accepted candidate the question does not
 contradict: the demotion already ranks it behind, and a candidate that fits the question's
 form is there to take its place.  When every accepted candidate carries a mismatch, none is
-rejected for it (the lint may be wrong about the question, and something must answer).
+rejected for it (the lint may be wrong about the question, and something must answer).  An
+outranked candidate loses its ``accepted_by_consensus`` note: it is no longer accepted.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def kgqa_decide(
     accepted = [d for d in ordered if d[1] is Decision.ACCEPTED]
     rejected = [d for d in ordered if d[1] is not Decision.ACCEPTED]
     if any(d[0].execution is not None for d in accepted):
-        accepted = _prefer_answers(accepted)
+        accepted = _prefer_answers(accepted, settings)
     if settings.reject_outranked and len(accepted) > 1:
         accepted, outranked = _outrank(accepted, settings)
         rejected = outranked + rejected
@@ -114,7 +116,7 @@ def kgqa_decide(
 
 
 def _prefer_answers(
-    accepted: list[tuple[Assessment, Decision, tuple[Diagnostic, ...]]],
+    accepted: list[tuple[Assessment, Decision, tuple[Diagnostic, ...]]], settings: Settings,
 ) -> list[tuple[Assessment, Decision, tuple[Diagnostic, ...]]]:
     result = list(accepted)
     for i in range(len(result)):
@@ -124,6 +126,10 @@ def _prefer_answers(
         for j in range(i + 1, len(result)):
             rival = result[j]
             if rival[0].score is None or best[0].score - rival[0].score > EXECUTION_MARGIN:
+                break
+            # An answer does not undo what the question says: a contradicted candidate stays
+            # behind one that fits, answer or not.
+            if settings.demote_mismatches and demoted(rival[0]) and not demoted(best[0]):
                 break
             if _has_answer(rival[0]):
                 result.insert(i, result.pop(j))
@@ -170,7 +176,7 @@ def _outrank(
                 "outranked", Severity.WARNING,
                 f"the question contradicts this candidate ({', '.join(codes)}) and not the "
                 f"candidate ranked {fitting}, which ranks higher", producer=PRODUCER)
-            outranked.append((item[0], Decision.REJECTED, (*item[2], note)))
+            outranked.append((item[0], Decision.REJECTED, (*_kept_notes(item[2]), note)))
             continue
         form = structure(item[0].candidate.sparql, settings.prefixes)
         # The label boilerplate (language lists, label variables) says nothing about what is asked.
@@ -191,5 +197,10 @@ def _outrank(
             "outranked", Severity.WARNING,
             f"the candidate ranked {rank} is the same query but for {terms} and ranks "
             "higher: both cannot answer the question", producer=PRODUCER)
-        outranked.append((item[0], Decision.REJECTED, (*item[2], note)))
+        outranked.append((item[0], Decision.REJECTED, (*_kept_notes(item[2]), note)))
     return kept, outranked
+
+
+def _kept_notes(diagnostics: tuple[Diagnostic, ...]) -> tuple[Diagnostic, ...]:
+    """An outranked candidate's diagnostics, less the note that says why it was accepted."""
+    return tuple(d for d in diagnostics if d.code != "accepted_by_consensus")

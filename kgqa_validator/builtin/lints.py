@@ -34,20 +34,52 @@ PRODUCER = "lints"
 # LC-QuAD leaks template slot tokens such as t1417656573 into questions and queries.
 _PLACEHOLDER_TOKEN = re.compile(r"\bt\d{8,}\b")
 _TEMPLATE_SLOT = re.compile(r"\{[^{}]{1,120}\}")
-_YES_NO = re.compile(
-    r"^\s*(?:is|are|was|were|does|do|did|has|have|had|can|could|will|would|should|shall)\b",
-    re.IGNORECASE,
-)
-_HOW_MANY = re.compile(r"^\s*(?:how\s+many|what\s+is\s+the\s+number\s+of|count\s+the)\b",
-                       re.IGNORECASE)
+# What a person puts before the question itself ("Can you tell me where ...", "Does anyone
+# know who ...", "Tell me whether ..."): the form is read from what follows.
+_LEAD_IN = re.compile(
+    r"^\s*(?:(?:please|so|ok(?:ay)?|hey|hi|hello)\b[\s,]*)?"
+    r"(?:(?:can|could|would|will)\s+(?:you|someone|anyone|somebody|anybody)\s+(?:please\s+)?"
+    r"(?:tell|show|give|list|name|find|say|let)(?:\s+(?:me|us|know))*"
+    r"|(?:do|does|did)\s+(?:you|anyone|anybody|someone|somebody)\s+(?:happen\s+to\s+)?know"
+    r"|(?:do\s+you\s+have\s+)?any\s+idea"
+    r"|i\s+(?:want|wanted|would\s+like|['’]d\s+like|need|wish)\s+to\s+(?:know|find\s+out|learn)"
+    r"|i\s+(?:wonder|was\s+wondering|am\s+wondering)"
+    r"|(?:please\s+)?(?:tell|show|give|let)\s+(?:me|us)(?:\s+know)?)"
+    r"(?:\s+about)?[\s,:]*",
+    re.IGNORECASE)
+_AUXILIARY = (r"(?:is|are|was|were|does|do|did|has|have|had|can|could|will|would|should|shall)"
+              r"(?:n['’]t)?|won['’]t|can['’]t")
+_YES_NO = re.compile(rf"^\s*(?:{_AUXILIARY})\b", re.IGNORECASE)
+# Only after a lead-in: "If he was born in 1950, how old ..." asks no yes or no.
+_WHETHER = re.compile(r"^\s*(?:whether|if)\b", re.IGNORECASE)
+# "How many years did ...", "how many kilometres ...": a measure, computed or read from a
+# quantity, not a count of things.
+_HOW_MANY = re.compile(
+    r"^\s*(?:how\s+many(?!\s+(?:years?|months?|days?|hours?|minutes?|seconds?|times?|"
+    r"kilometres?|kilometers?|km|metres?|meters?|miles?|feet|foot|inches?|centimetres?|"
+    r"centimeters?|kilo(?:gram)?s?|kg|pounds?|tons?|tonnes?|degrees?|calories?|dollars?|"
+    r"euros?|percent)\b)|what\s+is\s+the\s+number\s+of|count\s+the)\b",
+    re.IGNORECASE)
 # Anywhere in a question, any of these may ask for a count ("Tell me the number of ...").
 _ASKS_A_COUNT = re.compile(
     r"\bhow\s+(?:many|much|often)\b|\bnumbers?\b|\bcount(?:s|ed|ing)?\b"
     r"|\bamount\b|\btotal\b|\bquantity\b",
     re.IGNORECASE)
+# A century or a decade is often an item (Q6955 "19th century"), so only year, date, day and
+# month count as asking when.
 _ASKS_WHEN = re.compile(
-    r"^\s*(?:when\b|(?:in\s+)?(?:what|which)\s+(?:year|date|day|month|century|decade)\b"
+    r"^\s*(?:when\b|(?:in\s+)?(?:what|which)\s+(?:year|date|day|month)\b"
     r"|on\s+what\s+date\b)", re.IGNORECASE)
+# "When Zidane was born, what country ...", "When it comes to ...": a clause that sets the
+# scene, the question follows it.
+_WHEN_CLAUSE = re.compile(
+    r"^\s*when\b(?:[^?]*,\s*(?:what|who|whom|whose|which|where|how|why)\b"
+    r"|\s+(?:it\s+comes|you|looking|conducting|using|considering)\b)",
+    re.IGNORECASE)
+# A measure computed from values ("how many years" as YEAR(?end) - YEAR(?start)).
+_COMPUTED = re.compile(
+    r"\b(?:SUM|AVG|MIN|MAX|YEAR|MONTH|DAY)\s*\(|(?:[?$]\w+|\))\s*[-+]\s*(?:[?$]\w|\(|\d)",
+    re.IGNORECASE)
 _DATE_FUNCTION = re.compile(r"\b(?:YEAR|MONTH|DAY|NOW)\s*\(|wikibase:timeValue|xsd:dateTime",
                             re.IGNORECASE)
 
@@ -114,10 +146,32 @@ def kgqa_check(
     return out.items
 
 
+def _question_itself(question: str) -> tuple[str, bool]:
+    """The question without its lead-in ("Can you tell me ..."), and whether it had one."""
+    lead_in = _LEAD_IN.match(question)
+    if lead_in is None or not lead_in.group().strip():
+        return question, False
+    return question[lead_in.end():], True
+
+
+def asks_yes_or_no(question: str) -> bool:
+    """Whether the question asks yes or no: it opens with an auxiliary ("Was ...", "Isn't
+    ..."), or, after a lead-in, with "whether" or "if" ("Tell me whether ...")."""
+    rest, had_lead_in = _question_itself(question)
+    return bool(_YES_NO.match(rest) or (had_lead_in and _WHETHER.match(rest)))
+
+
+def asks_when(question: str) -> bool:
+    """Whether the question asks for a date ("When ...", "In what year ..."), and not only
+    sets the scene with a when-clause ("When Zidane was born, what country ...")."""
+    rest, _ = _question_itself(question)
+    return bool(_ASKS_WHEN.match(rest)) and not _WHEN_CLAUSE.match(rest)
+
+
 def _datatype_mismatch(question: str, parsed: ParsedQuery, text: str, facts: LexicalFacts,
                        datatypes: set[str]) -> list[Diagnostic]:
     out = DiagnosticBuilder(text, PRODUCER)
-    if parsed.form is Form.SELECT and _ASKS_WHEN.match(question) and datatypes \
+    if parsed.form is Form.SELECT and asks_when(question) and datatypes \
             and "time" not in datatypes and datatypes <= {"wikibase-item", "external-id", "string"} \
             and not _DATE_FUNCTION.search(text):
         out.add("datatype_mismatch", Severity.WARNING,
@@ -132,7 +186,7 @@ def _form_mismatch(question: str, parsed: ParsedQuery, text: str, facts: Lexical
     out = DiagnosticBuilder(text, PRODUCER)
     keyword = facts.first_keyword  # the form's keyword: the lints only run on a known form
     keyword_offset = keyword.start if keyword else None
-    yes_no = bool(_YES_NO.match(question))
+    yes_no = asks_yes_or_no(question)
     if yes_no and parsed.form is not Form.ASK:
         out.add("form_mismatch", Severity.WARNING,
                 "the question asks yes or no, but the query is not an ASK query", keyword_offset)
@@ -140,8 +194,9 @@ def _form_mismatch(question: str, parsed: ParsedQuery, text: str, facts: Lexical
         out.add("form_mismatch", Severity.WARNING,
                 "the query is an ASK (yes/no) query, but the question does not ask yes or no",
                 keyword_offset)
-    elif _HOW_MANY.match(question) and parsed.form is Form.SELECT and "quantity" not in datatypes \
-            and not re.search(r"\bCOUNT\s*\(", text, re.IGNORECASE):
+    elif _HOW_MANY.match(_question_itself(question)[0]) and parsed.form is Form.SELECT \
+            and "quantity" not in datatypes and not re.search(r"\bCOUNT\s*\(", text, re.IGNORECASE) \
+            and not _COMPUTED.search(text):
         out.add("form_mismatch", Severity.WARNING,
                 "the question asks 'how many', but the query does not COUNT", keyword_offset)
     elif parsed.form is Form.SELECT and not _ASKS_A_COUNT.search(question) \

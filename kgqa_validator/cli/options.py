@@ -80,7 +80,8 @@ def add_scoring(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-property-table", action="store_true",
                         help="do not use the shipped property table (labels, datatypes, unknown ids)")
     parser.add_argument("--no-demote", action="store_true",
-                        help="rank form/datatype mismatches by score like the rest")
+                        help="rank form/datatype mismatches by score like the rest (and never "
+                             "reject them as outranked for it)")
     parser.add_argument("--no-consensus", action="store_true",
                         help="rank by the encoder alone, not also by the candidates' agreement")
     parser.add_argument("--consensus-weight", type=float, metavar="W",
