@@ -5,12 +5,13 @@ Codes (see the README's table): ``unbound_projection``, ``external_service``,
 ``datatype_mismatch``.
 
 ``form_mismatch`` (a warning) compares the question with the query's form: a yes/no question
-without ASK, an ASK query for a question that is not yes/no, a "how many" question whose
-SELECT does not COUNT, and a SELECT that answers with nothing but a COUNT for a question that
-does not ask for a number.  With the property table (:mod:`kgqa_validator.builtin.properties`)
-datatypes count: a "how many" question answered by a ``quantity`` property (population, number
-of episodes) is no ``form_mismatch``, and a "when" question answered only by ``wikibase-item``
-properties, with no ``time`` property and no date function, gets ``datatype_mismatch``.
+without ASK, an ASK query for a question that asks for something else (an English question
+word, an imperative), a "how many" question whose SELECT does not COUNT, and a SELECT that
+answers with nothing but a COUNT for a question that does not ask for a number.  With the
+property table (:mod:`kgqa_validator.builtin.properties`) datatypes count: a "how many"
+question answered by a ``quantity`` property (population, number of episodes) is no
+``form_mismatch``, and a "when" question answered only by ``wikibase-item`` properties, with
+no ``time`` property and no date function, gets ``datatype_mismatch``.
 
 The default decision rejects a contradicted candidate when one that fits ranks above it, so a
 lint that misreads a question costs the right answer: the question is read behind its greeting
@@ -73,7 +74,17 @@ _NESTED_LEAD_IN = re.compile(
     re.IGNORECASE)
 _AUXILIARY = (r"(?:is|are|was|were|does|do|did|has|have|had|can|could|will|would|should|shall)"
               r"(?:n['’]?t)?|won['’]?t|can['’]?t|am|may|might|must")
-_YES_NO = re.compile(rf"^\s*(?:{_AUXILIARY})\b", re.IGNORECASE)
+# German "Was ist ...?" asks what (QALD has German questions).
+_YES_NO = re.compile(
+    rf"^\s*(?:{_AUXILIARY})\b(?<!was)|^\s*was\b(?!\s+(?:ist|sind|war|waren|hat|haben|gibt|bedeutet)\b)",
+    re.IGNORECASE)
+# A question that asks for something: only such a question contradicts an ASK query (a question
+# in another language, or a bare phrase, says nothing either way).  An English question word
+# anywhere ("If you had to name one, where ..."), or an imperative opening.
+_ASKS_FOR_SOMETHING = re.compile(
+    r"\b(?:what|who|whom|whose|which|where|when|why|how)\b"
+    r"|^\s*(?:list|name|give|show|tell|count|find)\b",
+    re.IGNORECASE)
 # "Is Paris or Berlin the capital?" asks which, not yes or no ("... or not?" still does).
 _ALTERNATIVE = re.compile(r"\bor\b(?!\s+not\b)", re.IGNORECASE)
 # Only after a lead-in: "If he was born in 1950, how old ..." asks no yes or no.
@@ -229,7 +240,8 @@ def _form_mismatch(question: str, parsed: ParsedQuery, text: str, facts: Lexical
     if yes_no and not alternative and parsed.form is not Form.ASK:
         out.add("form_mismatch", Severity.WARNING,
                 "the question asks yes or no, but the query is not an ASK query", keyword_offset)
-    elif parsed.form is Form.ASK and not yes_no:
+    elif parsed.form is Form.ASK and not yes_no and (
+            _question_itself(question)[1] or _ASKS_FOR_SOMETHING.search(question)):
         out.add("form_mismatch", Severity.WARNING,
                 "the query is an ASK (yes/no) query, but the question does not ask yes or no",
                 keyword_offset)
