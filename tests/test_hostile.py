@@ -61,7 +61,7 @@ CASES = {
     "lone high surrogate": ('SELECT * WHERE { ?s ?p "\ud83d" }', "invalid_character"),
     "lone low surrogate": ("SELECT * WHERE { ?s ?p \udc00 }", "invalid_character"),
     "noncharacter": ("SELECT * WHERE { ?s ?p '\uffff' }", "invalid_character"),
-    # FIELD_NOTES reproducers: rdflib raised TypeError, ValueError on these.
+    # Found by fuzzing: rdflib raised TypeError, ValueError on these.
     "SELECT?l{-.5": ("SELECT?l{-.5", "syntax_error"),
     "escaped code point past U+10FFFF": ('SELECT * WHERE { ?s ?p "\\U00110000" }',
                                          "syntax_error"),
@@ -107,7 +107,7 @@ def test_hostile_input_is_diagnosed(validator: Validator, name: str) -> None:
 
 
 VALID_CASES = {
-    # rdflib recursed past the interpreter's limit on these (FIELD_NOTES); they are valid.
+    # rdflib recursed past the interpreter's limit on these (found by fuzzing); they are valid.
     "nested SERVICE": "SELECT * WHERE { " + nest("SERVICE wikibase:label { ", " }", 30,
                                                   "?s ?p ?o") + " }",
     "FILTER parentheses > 24": "SELECT * WHERE { ?s ?p ?o FILTER" + nest("(", ")", 40, "?o") + " }",

@@ -49,8 +49,9 @@ queries), as the most accurate threshold that keeps at least 93% of the gold que
 - Entity ids are opaque without labels: a query about the wrong entity with the right shape
   scores like the right one unless `--labels`/`--endpoint-labels` name the entities.
 - Trained on perturbations, not on the mistakes real LLM generators make; on real LLM candidate
-  sets a cosine alone is not much better than a random pick (see the project's FIELD_NOTES):
-  combine it with candidate agreement (a consensus scorer) and execution.
+  sets a cosine alone is not much better than a random pick (answer-F1 0.661 against 0.639 on
+  the 200 WebQuestions sets of `llm-candidates/`, see the README): combine it with candidate
+  agreement (the consensus scorer, on by default: 0.781) and execution.
 - English questions only; long queries are cut at 128 tokens.
 - fp16 weights, computed in fp32 (`config.json` asks for fp32, so a plain
   `SentenceTransformer(path)` loads in fp32 too); bf16 shares the fp32 threshold, int8 has its own.
