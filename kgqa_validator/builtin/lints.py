@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 from kgqa_validator.builtin.properties import table_for
 from kgqa_validator.config import Settings
@@ -76,7 +77,7 @@ _AUXILIARY = (r"(?:is|are|was|were|does|do|did|has|have|had|can|could|will|would
               r"(?:n['’]?t)?|won['’]?t|can['’]?t|am|may|might|must")
 # German "Was ist ...?" asks what (QALD has German questions).
 _YES_NO = re.compile(
-    rf"^\s*(?:{_AUXILIARY})\b(?<!was)|^\s*was\b(?!\s+(?:ist|sind|war|waren|hat|haben|gibt|bedeutet)\b)",
+    rf"^\s*(?!was\s+(?:ist|sind|war|waren|hat|haben|gibt|bedeutet)\b)(?:{_AUXILIARY})\b",
     re.IGNORECASE)
 # A question that asks for something: only such a question contradicts an ASK query (a question
 # in another language, or a bare phrase, says nothing either way).  An English question word
@@ -179,9 +180,10 @@ def kgqa_check(
         datatypes: set[str] = set()
         if table is not None:
             datatypes = {table.datatype(i) or "" for i in ids_in(text, prefixes) if i.startswith("P")}
-        out.items.extend(_form_mismatch(question.text, parsed, text, facts, datatypes))
+        reading = read_question(question.text)
+        out.items.extend(_form_mismatch(reading, parsed, text, facts, datatypes))
         if table is not None:
-            out.items.extend(_datatype_mismatch(question.text, parsed, text, facts, datatypes))
+            out.items.extend(_datatype_mismatch(reading, parsed, text, facts, datatypes))
     return out.items
 
 
@@ -203,24 +205,46 @@ def _question_itself(question: str) -> tuple[str, bool]:
     return rest, True
 
 
-def asks_yes_or_no(question: str) -> bool:
-    """Whether the question asks yes or no: it opens with an auxiliary ("Was ...", "Isn't
-    ..."), or, after a lead-in, with "whether" or "if" ("Tell me whether ...")."""
-    rest, had_lead_in = _question_itself(question)
-    return bool(_YES_NO.match(rest) or (had_lead_in and _WHETHER.match(rest)))
+@dataclass(frozen=True)
+class QuestionReading:
+    """What the lints read in a question, read once for every rule."""
+
+    text: str
+    rest: str  # behind its greeting and lead-in
+    had_lead_in: bool
+
+    @property
+    def yes_no(self) -> bool:
+        """It opens with an auxiliary ("Was ...", "Isn't ..."), or, after a lead-in, with
+        "whether" or "if" ("Tell me whether ...")."""
+        return bool(_YES_NO.match(self.rest) or (self.had_lead_in and _WHETHER.match(self.rest)))
+
+    @property
+    def alternative(self) -> bool:
+        """It offers a choice ("Was he born in Cambridge or in London?"): a yes/no opening
+        that asks which."""
+        return bool(_ALTERNATIVE.search(self.text))
+
+    @property
+    def asks_for_something(self) -> bool:
+        """A lead-in, an English question word or an imperative: what contradicts an ASK."""
+        return self.had_lead_in or bool(_ASKS_FOR_SOMETHING.search(self.text))
+
+    @property
+    def when(self) -> bool:
+        """It asks for a date ("When ...", "In what year ..."), and does not only set the scene
+        with a when-clause ("When Zidane was born, what country ...")."""
+        return bool(_ASKS_WHEN.match(self.rest)) and not _WHEN_CLAUSE.match(self.rest)
 
 
-def asks_when(question: str) -> bool:
-    """Whether the question asks for a date ("When ...", "In what year ..."), and not only
-    sets the scene with a when-clause ("When Zidane was born, what country ...")."""
-    rest, _ = _question_itself(question)
-    return bool(_ASKS_WHEN.match(rest)) and not _WHEN_CLAUSE.match(rest)
+def read_question(question: str) -> QuestionReading:
+    return QuestionReading(question, *_question_itself(question))
 
 
-def _datatype_mismatch(question: str, parsed: ParsedQuery, text: str, facts: LexicalFacts,
-                       datatypes: set[str]) -> list[Diagnostic]:
+def _datatype_mismatch(question: QuestionReading, parsed: ParsedQuery, text: str,
+                       facts: LexicalFacts, datatypes: set[str]) -> list[Diagnostic]:
     out = DiagnosticBuilder(text, PRODUCER)
-    if parsed.form is Form.SELECT and asks_when(question) and datatypes \
+    if parsed.form is Form.SELECT and question.when and datatypes \
             and "time" not in datatypes and datatypes <= {"wikibase-item", "external-id", "string"} \
             and not _DATE_FUNCTION.search(text):
         out.add("datatype_mismatch", Severity.WARNING,
@@ -229,34 +253,30 @@ def _datatype_mismatch(question: str, parsed: ParsedQuery, text: str, facts: Lex
     return out.items
 
 
-def _form_mismatch(question: str, parsed: ParsedQuery, text: str, facts: LexicalFacts,
+def _form_mismatch(question: QuestionReading, parsed: ParsedQuery, text: str, facts: LexicalFacts,
                    datatypes: Collection[str] = ()) -> list[Diagnostic]:
-    found: list[Diagnostic] = []
     out = DiagnosticBuilder(text, PRODUCER)
     keyword = facts.first_keyword  # the form's keyword: the lints only run on a known form
     keyword_offset = keyword.start if keyword else None
-    yes_no = asks_yes_or_no(question)
-    alternative = yes_no and bool(_ALTERNATIVE.search(question))
-    if yes_no and not alternative and parsed.form is not Form.ASK:
+    yes_no = question.yes_no
+    if yes_no and not question.alternative and parsed.form is not Form.ASK:
         out.add("form_mismatch", Severity.WARNING,
                 "the question asks yes or no, but the query is not an ASK query", keyword_offset)
-    elif parsed.form is Form.ASK and not yes_no and (
-            _question_itself(question)[1] or _ASKS_FOR_SOMETHING.search(question)):
+    elif parsed.form is Form.ASK and not yes_no and question.asks_for_something:
         out.add("form_mismatch", Severity.WARNING,
                 "the query is an ASK (yes/no) query, but the question does not ask yes or no",
                 keyword_offset)
-    elif _HOW_MANY.match(_question_itself(question)[0]) and parsed.form is Form.SELECT \
+    elif _HOW_MANY.match(question.rest) and parsed.form is Form.SELECT \
             and "quantity" not in datatypes and not re.search(r"\bCOUNT\s*\(", text, re.IGNORECASE) \
             and not _COMPUTED.search(text.split("{", 1)[0]):  # in the projection
         out.add("form_mismatch", Severity.WARNING,
                 "the question asks 'how many', but the query does not COUNT", keyword_offset)
-    elif parsed.form is Form.SELECT and not _ASKS_A_COUNT.search(question) \
+    elif parsed.form is Form.SELECT and not _ASKS_A_COUNT.search(question.text) \
             and re.search(r"\bCOUNT\s*\(", text, re.IGNORECASE) and projects_only_a_count(facts):
         out.add("form_mismatch", Severity.WARNING,
                 "the query answers with a count, but the question does not ask how many",
                 keyword_offset)
-    found.extend(out.items)
-    return found
+    return out.items
 
 
 @hookimpl(trylast=True)
